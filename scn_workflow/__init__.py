@@ -1,0 +1,1 @@
+"""scn-workflow: the nomination workflow of the ASEAN Smart Cities Network."""

@@ -1,0 +1,243 @@
+"""The command line: `scn-workflow ...`, the same commands as `flask --app web ...`."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+from flask import Flask, current_app
+from flask.cli import AppGroup, FlaskGroup
+
+from scn_workflow.domain.errors import DomainError, InvalidInput
+from scn_workflow.domain.model import SYSTEM, Actor
+from scn_workflow.schemas.nominations import (CheckOut, EventOut, NominationContent, NominationCreate, NominationOut,
+                                              TransitionRequest, load)
+from scn_workflow.services import Services, audit, nominations, users
+from scn_workflow.services import checks as checks_service
+from scn_workflow.services import seed as seed_service
+
+
+def _svc() -> Services:
+    return current_app.extensions["scn"]
+
+
+def _fail(err: DomainError) -> None:
+    click.echo(f"error: {err.detail}", err=True)
+    for v in err.violations:
+        click.echo(f"  - {v.rule}: {v.message}", err=True)
+    if isinstance(err, InvalidInput):
+        click.echo("  " + json.dumps(err.fields, default=str), err=True)
+    sys.exit(1)
+
+
+def _json_arg(text: str | None, name: str):
+    if text is None:
+        return {}
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"not valid JSON: {exc}", param_hint=name) from None
+
+
+def _actor(username: str) -> Actor:
+    return SYSTEM if username == "system" else users.get_actor(_svc(), username)
+
+
+def _show(nomination, actor: Actor) -> None:
+    nomination.allowed = nominations.allowed_triggers(_svc(), actor, nomination)
+    click.echo(json.dumps(NominationOut().dump(nomination), indent=2, ensure_ascii=False))
+
+
+db_cli = AppGroup("db", help="Database schema (Alembic migrations).")
+
+
+@db_cli.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+def db_upgrade(revision):
+    """Migrate the database up to REVISION."""
+    from scn_workflow.db import migrate
+    migrate.upgrade(_svc().settings.database_url, revision)
+    click.echo(f"database at {migrate.current(_svc().settings.database_url)}")
+
+
+@db_cli.command("downgrade")
+@click.option("--revision", default="base", show_default=True)
+def db_downgrade(revision):
+    """Migrate the database down to REVISION (base: empty)."""
+    from scn_workflow.db import migrate
+    migrate.downgrade(_svc().settings.database_url, revision)
+    click.echo(f"database at {migrate.current(_svc().settings.database_url) or 'base (empty)'}")
+
+
+@click.command("seed")
+@click.option("--demo/--no-demo", default=True, show_default=True,
+              help="Also create demo users and the demo nominations of ASCN-2018 and ASCN-2024.")
+def seed_cmd(demo):
+    """Load member states, lead agencies and cycles (and demo data); idempotent."""
+    svc = _svc()
+    if demo and svc.settings.env == "production":
+        raise click.UsageError("demo users are not created in production; use --no-demo")
+    added = seed_service.seed(svc, demo_users=demo)
+    click.echo("seeded: " + ", ".join(f"{k} +{v}" for k, v in added.items()))
+
+
+users_cli = AppGroup("users", help="User accounts.")
+
+
+@users_cli.command("create")
+@click.option("--username", required=True)
+@click.option("--password", required=True, prompt=True, hide_input=True, confirmation_prompt=True)
+@click.option("--email", required=True)
+@click.option("--role", required=True, type=click.Choice(["submitter", "reviewer", "operator", "admin"]))
+@click.option("--member-state", default=None, help="ISO code; required for submitters.")
+def users_create(username, password, email, role, member_state):
+    """Create a user (the first admin, for instance)."""
+    try:
+        user = users.create_user(_svc(), username=username, password=password, email=email, role=role,
+                                 member_state=member_state)
+    except DomainError as err:
+        _fail(err)
+    click.echo(f"created {user.role.value} {user.username}")
+
+
+audit_cli = AppGroup("audit", help="The audit trail.")
+
+
+@audit_cli.command("verify")
+def audit_verify():
+    """Verify every nomination's hash chain; exit 1 naming each broken one."""
+    checked, broken = audit.verify(_svc())
+    for reference, link in broken:
+        click.echo(f"BROKEN {reference} (nomination {link.nomination_id}): event {link.seq} "
+                   f"{link.event_id}: {link.reason}")
+    click.echo(f"{checked} nomination chain(s) checked, {len(broken)} broken")
+    if broken:
+        sys.exit(1)
+
+
+nominations_cli = AppGroup("nominations", help="Create, edit, move and read nominations.")
+AS_OPTION = click.option("--as", "as_user", required=True, help="The username to act as ('system' for the system).")
+
+
+@nominations_cli.command("create")
+@AS_OPTION
+@click.option("--data", required=True, help="JSON object: city_name, region, projects, ...")
+def nominations_create(as_user, data):
+    """Draft a nomination."""
+    try:
+        actor = _actor(as_user)
+        nomination = nominations.create(_svc(), actor, load(NominationCreate(), _json_arg(data, "--data")))
+    except DomainError as err:
+        _fail(err)
+    _show(nomination, actor)
+
+
+@nominations_cli.command("update")
+@AS_OPTION
+@click.argument("nomination_id", type=int)
+@click.option("--version", "version", type=int, required=True, help="The version your change is based on.")
+@click.option("--data", required=True, help="JSON object of the fields to change.")
+def nominations_update(as_user, nomination_id, version, data):
+    """Edit a drafted nomination."""
+    try:
+        actor = _actor(as_user)
+        changes = load(NominationContent(), _json_arg(data, "--data"), partial=True)
+        nomination = nominations.update(_svc(), actor, nomination_id, version, changes)
+    except DomainError as err:
+        _fail(err)
+    _show(nomination, actor)
+
+
+@nominations_cli.command("fire")
+@AS_OPTION
+@click.argument("nomination_id", type=int)
+@click.argument("trigger")
+@click.option("--version", "version", type=int, required=True, help="The version your change is based on.")
+@click.option("--comment", default=None)
+@click.option("--assessment", default=None, help="JSON object: scores, recommendation, summary.")
+def nominations_fire(as_user, nomination_id, trigger, version, comment, assessment):
+    """Fire a workflow trigger (submit, review, accept, ...)."""
+    body = {"trigger": trigger, "comment": comment}
+    if assessment is not None:
+        body["assessment"] = _json_arg(assessment, "--assessment")
+    try:
+        actor = _actor(as_user)
+        request = load(TransitionRequest(), body)
+        nomination = nominations.fire(_svc(), actor, nomination_id, request["trigger"], version,
+                                      comment=request.get("comment"), assessment=request.get("assessment"))
+    except DomainError as err:
+        _fail(err)
+    _show(nomination, actor)
+
+
+@nominations_cli.command("show")
+@AS_OPTION
+@click.argument("nomination_id", type=int)
+@click.option("--events", "with_events", is_flag=True, help="Print the audit trail instead.")
+@click.option("--checks", "with_checks", is_flag=True, help="Print the automated checks instead.")
+def nominations_show(as_user, nomination_id, with_events, with_checks):
+    """Show one nomination (or its events or checks) as JSON."""
+    try:
+        actor = _actor(as_user)
+        if with_events:
+            rows = EventOut(many=True).dump(nominations.events(_svc(), actor, nomination_id))
+        elif with_checks:
+            rows = CheckOut(many=True).dump(nominations.checks(_svc(), actor, nomination_id))
+        else:
+            return _show(nominations.get(_svc(), actor, nomination_id), actor)
+    except DomainError as err:
+        _fail(err)
+    click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+
+
+@nominations_cli.command("list")
+@AS_OPTION
+@click.option("--state", default=None)
+@click.option("--member-state", default=None)
+@click.option("--cycle", default=None)
+@click.option("-q", "q", default=None, help="Search city, region and member state.")
+@click.option("--page", type=click.IntRange(min=1), default=1)
+def nominations_list(as_user, state, member_state, cycle, q, page):
+    """List the nominations you may see, as a table."""
+    try:
+        result = nominations.search(_svc(), _actor(as_user), state=state, member_state=member_state,
+                                    cycle=cycle, q=q, page=page, per_page=50)
+    except DomainError as err:
+        _fail(err)
+    for n in result.items:
+        click.echo(f"{n.id:>6}  {n.reference:<20} {n.city_name:<24} {n.state:<12} v{n.version}")
+    click.echo(f"{result.total} nomination(s); page {result.page}")
+
+
+checks_cli = AppGroup("checks", help="Automated checks of submissions.")
+
+
+@checks_cli.command("run")
+@click.argument("event_id")
+def checks_run(event_id):
+    """Run the checks of the submission EVENT_ID now (what the checks worker does)."""
+    click.echo(checks_service.run_checks(_svc(), event_id))
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+def serve(host, port):
+    """Serve the app (development server; use gunicorn web:app in production)."""
+    current_app.run(host=host, port=port, threaded=True, use_reloader=False)
+
+
+COMMANDS = (db_cli, seed_cmd, users_cli, audit_cli, nominations_cli, checks_cli, serve)
+
+
+def register(app: Flask) -> None:
+    for command in COMMANDS:
+        app.cli.add_command(command)
+
+
+def main() -> None:
+    """Entry point of the `scn-workflow` console script."""
+    from scn_workflow.app import create_app
+    FlaskGroup(create_app=create_app, add_default_commands=False, load_dotenv=False,
+               help="scn-workflow: the ASCN nomination workflow.")(prog_name="scn-workflow")

@@ -1,0 +1,67 @@
+"""Configuration, read once from the environment (the variables of DESIGN.md)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+
+DEFAULT_SECRET = "dev-secret-change-me"
+
+
+@dataclass(frozen=True)
+class Settings:
+    instance_path: str
+    database_url: str
+    broker_url: str | None = None
+    secret_key: str = DEFAULT_SECRET
+    smtp_url: str | None = None
+    mail_from: str = "scn-workflow@localhost"
+    env: str = "development"
+    redeliver_after_s: float = 60.0
+
+    @property
+    def embedded_worker(self) -> bool:
+        return not self.broker_url
+
+    @classmethod
+    def from_env(cls, instance_path: str, environ=None, **overrides) -> "Settings":
+        env = os.environ if environ is None else environ
+        settings = cls(
+            instance_path=instance_path,
+            database_url=env.get("SCN_DATABASE_URL")
+            or "sqlite:///" + os.path.join(instance_path, "scn-workflow.sqlite3"),
+            broker_url=env.get("SCN_BROKER_URL") or None,
+            secret_key=env.get("SCN_SECRET_KEY") or DEFAULT_SECRET,
+            smtp_url=env.get("SCN_SMTP_URL") or None,
+            mail_from=env.get("SCN_MAIL_FROM") or cls.mail_from,
+            env=env.get("SCN_ENV") or "development",
+            redeliver_after_s=_float(env, "SCN_REDELIVER_AFTER_S", 60.0),
+        )
+        return replace(settings, **overrides)
+
+    def problems(self) -> list[str]:
+        """Why this configuration must not run in production (empty when it may)."""
+        found = []
+        if self.env not in ("development", "production"):
+            found.append(f"SCN_ENV must be 'development' or 'production', not {self.env!r}.")
+        if self.env == "production":
+            if self.secret_key == DEFAULT_SECRET or len(self.secret_key) < 16:
+                found.append("SCN_SECRET_KEY must be set to a secret of 16 characters or more.")
+            if self.database_url.startswith("sqlite"):
+                found.append("SCN_DATABASE_URL must point at PostgreSQL, not SQLite.")
+            if self.embedded_worker:
+                found.append("SCN_BROKER_URL must be set: the embedded worker is for development only.")
+        return found
+
+
+def _float(env, name: str, default: float) -> float:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a number of seconds, not {raw!r}") from None
+    if value <= 0:
+        raise ValueError(f"{name} must be positive, not {raw!r}")
+    return value

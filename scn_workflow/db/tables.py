@@ -1,0 +1,234 @@
+"""The schema, as SQLAlchemy Core tables. Alembic migrations in migrations/ create it."""
+
+from datetime import datetime, timezone
+
+import sqlalchemy as sa
+from sqlalchemy.types import TypeDecorator
+
+from scn_workflow.domain.model import Project
+
+metadata = sa.MetaData(naming_convention={
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+})
+
+
+class UTCDateTime(TypeDecorator):
+    """Timezone-aware UTC datetimes on every database (SQLite keeps them naive)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is not None:
+            if value.tzinfo is None:
+                raise ValueError("naive datetime given to a UTC column")
+            value = value.astimezone(timezone.utc)
+            if dialect.name == "sqlite":
+                value = value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return value
+
+
+class ProjectList(TypeDecorator):
+    """A nomination's projects: domain `Project` values stored as a JSON list."""
+
+    impl = sa.JSON
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        return [p.as_dict() for p in value] if value is not None else []
+
+    def process_result_value(self, value, dialect):
+        return [Project(**p) for p in value or []]
+
+
+BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+now_utc = lambda: datetime.now(timezone.utc)  # noqa: E731
+
+member_states = sa.Table(
+    "member_states", metadata,
+    sa.Column("code", sa.String(2), primary_key=True),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("lead_agency_name", sa.String(300)),
+    sa.Column("lead_agency_email", sa.String(254)),
+    sa.Column("lead_agency_webhook_url", sa.String(2000)),
+    sa.Column("lead_agency_webhook_secret", sa.String(200)),
+)
+
+cycles = sa.Table(
+    "cycles", metadata,
+    sa.Column("code", sa.String(40), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("opens_at", UTCDateTime(), nullable=False),
+    sa.Column("closes_at", UTCDateTime(), nullable=False),
+    sa.Column("limit_per_state", sa.Integer, nullable=False, server_default="3"),
+    sa.Column("requires_action_plan", sa.Boolean, nullable=False, server_default=sa.false()),
+)
+
+limit_overrides = sa.Table(
+    "limit_overrides", metadata,
+    sa.Column("cycle_code", sa.String(40), sa.ForeignKey("cycles.code"), primary_key=True),
+    sa.Column("member_state", sa.String(2), sa.ForeignKey("member_states.code"), primary_key=True),
+    sa.Column("limit", sa.Integer, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("set_by", sa.String(80), nullable=False),
+    sa.Column("set_at", UTCDateTime(), nullable=False),
+)
+
+users = sa.Table(
+    "users", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("username", sa.String(80), nullable=False, unique=True),
+    sa.Column("email", sa.String(254), nullable=False),
+    sa.Column("role", sa.String(20), nullable=False),
+    sa.Column("member_state", sa.String(2), sa.ForeignKey("member_states.code")),
+    sa.Column("password_hash", sa.String(300), nullable=False),
+    sa.Column("active", sa.Boolean, nullable=False, server_default=sa.true()),
+)
+
+nominations = sa.Table(
+    "nominations", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("reference", sa.String(60), nullable=False, unique=True),
+    sa.Column("member_state", sa.String(2), sa.ForeignKey("member_states.code"), nullable=False),
+    sa.Column("cycle", sa.String(40), sa.ForeignKey("cycles.code"), nullable=False),
+    sa.Column("city_name", sa.String(120), nullable=False),
+    sa.Column("region", sa.String(120)),
+    sa.Column("population", sa.BigInteger),
+    sa.Column("csco_name", sa.String(120)),
+    sa.Column("csco_email", sa.String(254)),
+    sa.Column("vision", sa.Text),
+    sa.Column("focus_areas", sa.JSON, nullable=False),
+    sa.Column("projects", ProjectList, nullable=False),
+    sa.Column("state", sa.String(20), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("created_by", sa.String(80), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Column("submitted_at", UTCDateTime()),
+    sa.Column("reviewed_by", sa.String(80)),
+    sa.Column("assessment", sa.JSON),
+    sa.Column("checks_outcome", sa.String(20)),
+    sa.Column("last_event_hash", sa.String(64)),
+    sa.Column("event_count", sa.Integer, nullable=False, server_default="0"),
+    sa.Index("ix_nominations_ms_cycle_state", "member_state", "cycle", "state"),
+    sa.Index("ix_nominations_state_updated", "state", "updated_at"),
+)
+
+events = sa.Table(
+    "events", metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("event_id", sa.String(36), nullable=False, unique=True),
+    sa.Column("nomination_id", sa.Integer, sa.ForeignKey("nominations.id"), nullable=False),
+    sa.Column("seq", sa.Integer, nullable=False),
+    sa.Column("name", sa.String(40), nullable=False),
+    sa.Column("actor", sa.String(80), nullable=False),
+    sa.Column("occurred_at", UTCDateTime(), nullable=False),
+    sa.Column("from_state", sa.String(20)),
+    sa.Column("to_state", sa.String(20)),
+    sa.Column("comment", sa.Text),
+    sa.Column("payload", sa.JSON, nullable=False),
+    sa.Column("prev_hash", sa.String(64), nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+    sa.UniqueConstraint("nomination_id", "seq", name="uq_events_nomination_seq"),
+)
+
+outbox = sa.Table(
+    "outbox", metadata,
+    sa.Column("id", sa.String(36), primary_key=True),  # the event id; also the message id
+    sa.Column("event_name", sa.String(40), nullable=False),
+    sa.Column("nomination_id", sa.Integer, nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("published_at", UTCDateTime()),
+    sa.Column("publish_count", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("completed_at", UTCDateTime()),  # every reaction recorded
+    sa.Column("last_error", sa.Text),
+    sa.Index("ix_outbox_unpublished", "created_at",
+             postgresql_where=sa.text("published_at IS NULL"), sqlite_where=sa.text("published_at IS NULL")),
+    sa.Index("ix_outbox_incomplete", "published_at",
+             postgresql_where=sa.text("completed_at IS NULL"), sqlite_where=sa.text("completed_at IS NULL")),
+)
+
+checks = sa.Table(
+    "checks", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("nomination_id", sa.Integer, sa.ForeignKey("nominations.id"), nullable=False),
+    sa.Column("event_id", sa.String(36), nullable=False),  # the submission it checked
+    sa.Column("name", sa.String(40), nullable=False),
+    sa.Column("outcome", sa.String(10), nullable=False),  # passed, warning, failed
+    sa.Column("blocking", sa.Boolean, nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("ran_at", UTCDateTime(), nullable=False),
+    sa.UniqueConstraint("event_id", "name", name="uq_checks_event_name"),
+    sa.Index("ix_checks_nomination", "nomination_id"),
+)
+
+effects = sa.Table(
+    "effects", metadata,
+    # One row per effect of an event (a mail to one address, a check run, a delivery):
+    # the idempotency record that makes a redelivered message change nothing.
+    sa.Column("event_id", sa.String(36), primary_key=True),
+    sa.Column("effect", sa.String(200), primary_key=True),
+    sa.Column("recorded_at", UTCDateTime(), nullable=False),
+    sa.Column("detail", sa.Text),
+)
+
+deliveries = sa.Table(
+    "deliveries", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("nomination_id", sa.Integer, sa.ForeignKey("nominations.id"), nullable=False),
+    sa.Column("event_id", sa.String(36), nullable=False),
+    sa.Column("channel", sa.String(20), nullable=False),  # webhook, email
+    sa.Column("target", sa.String(2000), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),  # accepted, failed
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("detail", sa.Text),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Index("ix_deliveries_nomination", "nomination_id"),
+)
+
+failures = sa.Table(
+    "failures", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("task", sa.String(120), nullable=False),
+    sa.Column("event_id", sa.String(36)),
+    sa.Column("arguments", sa.JSON, nullable=False),
+    sa.Column("error", sa.Text, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("failed_at", UTCDateTime(), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False, server_default="open"),  # open, retried, discarded
+    sa.Column("resolved_by", sa.String(80)),
+    sa.Column("resolved_at", UTCDateTime()),
+)
+
+webhooks = sa.Table(
+    "webhooks", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("url", sa.String(2000), nullable=False),
+    sa.Column("secret", sa.String(200), nullable=False),
+    sa.Column("events", sa.JSON, nullable=False),
+    sa.Column("active", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("created_by", sa.String(80), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+)
+
+attachments = sa.Table(
+    "attachments", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("nomination_id", sa.Integer, sa.ForeignKey("nominations.id"), nullable=False),
+    sa.Column("kind", sa.String(40), nullable=False),  # action_plan, ...
+    sa.Column("filename", sa.String(255), nullable=False),
+    sa.Column("content_hash", sa.String(64), nullable=False),  # sha256; the stored file's name
+    sa.Column("size", sa.Integer, nullable=False),
+    sa.Column("uploaded_by", sa.String(80), nullable=False),
+    sa.Column("uploaded_at", UTCDateTime(), nullable=False),
+    sa.Index("ix_attachments_nomination", "nomination_id"),
+)

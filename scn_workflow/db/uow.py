@@ -1,0 +1,96 @@
+"""The unit of work: one transaction that rolls back unless told to commit.
+
+On commit it stores the events each touched nomination recorded: an append-only,
+hash-chained event row and an outbox row each, in the same transaction as the change.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm.exc import StaleDataError
+
+from scn_workflow.db import tables as t
+from scn_workflow.domain.audit import GENESIS, event_hash
+from scn_workflow.domain.errors import StaleVersion
+from scn_workflow.domain.model import Nomination
+
+
+class UnitOfWork:
+    def __init__(self, session_factory: sessionmaker, on_commit=None):
+        self._factory = session_factory
+        self._on_commit = on_commit  # called with the committed outbox ids (the relay)
+        self.session: Session | None = None
+        self.outbox_ids: list[str] = []
+
+    def __enter__(self) -> "UnitOfWork":
+        self.session = self._factory()
+        self.outbox_ids = []
+        return self
+
+    def __exit__(self, *exc) -> None:
+        # close() rolls back what was not committed and detaches the objects without
+        # expiring them, so callers can still read what a use case returns.
+        self.session.close()
+
+    @property
+    def dialect(self) -> str:
+        return self.session.get_bind().dialect.name
+
+    def commit(self) -> None:
+        try:
+            pending = [obj for obj in (*self.session.new, *self.session.identity_map.values())
+                       if isinstance(obj, Nomination) and obj.events]
+            if any(n.id is None for n in pending):
+                self.session.flush()  # new nominations need their id for the chain
+            event_rows, outbox_rows = [], []
+            for nomination in pending:
+                self._chain_events(nomination, event_rows, outbox_rows)
+            if event_rows:
+                # Session.execute autoflushes first: the nomination's UPDATE (with its
+                # version check) takes the row lock before the events are inserted.
+                self.session.execute(sa.insert(t.events), event_rows)
+                self.session.execute(sa.insert(t.outbox), outbox_rows)
+            self.session.flush()
+            self.session.commit()
+        except StaleDataError:
+            self.session.rollback()
+            self.outbox_ids = []
+            raise StaleVersion("The nomination was changed by someone else meanwhile; "
+                               "reload it and try again.") from None
+        except IntegrityError as exc:
+            self.session.rollback()
+            self.outbox_ids = []
+            if "uq_events_nomination_seq" in str(exc.orig) or "events.nomination_id, events.seq" in str(exc.orig):
+                raise StaleVersion("The nomination was changed by someone else meanwhile; "
+                                   "reload it and try again.") from None
+            raise
+        committed, self.outbox_ids = self.outbox_ids, []
+        if committed and self._on_commit:
+            self._on_commit(committed)
+
+    def _chain_events(self, nomination: Nomination, event_rows: list, outbox_rows: list) -> None:
+        prev = nomination.last_event_hash or GENESIS
+        seq = nomination.event_count
+        for ev in nomination.events:
+            seq += 1
+            event_id = str(uuid.uuid4())
+            digest = event_hash(prev, nomination_id=nomination.id, seq=seq, event_id=event_id,
+                                name=ev.name, actor=ev.actor, occurred_at=ev.occurred_at,
+                                from_state=ev.from_state, to_state=ev.to_state,
+                                comment=ev.comment, payload=ev.payload)
+            event_rows.append({"event_id": event_id, "nomination_id": nomination.id, "seq": seq,
+                               "name": ev.name, "actor": ev.actor, "occurred_at": ev.occurred_at,
+                               "from_state": ev.from_state, "to_state": ev.to_state,
+                               "comment": ev.comment, "payload": ev.payload,
+                               "prev_hash": prev, "hash": digest})
+            outbox_rows.append({"id": event_id, "event_name": ev.name, "nomination_id": nomination.id,
+                                "created_at": ev.occurred_at, "publish_count": 0})
+            self.outbox_ids.append(event_id)
+            prev = digest
+        nomination.last_event_hash = prev
+        nomination.event_count = seq
+        nomination.events.clear()

@@ -1,0 +1,1 @@
+"""The domain: plain Python, no Flask, Celery, SQLAlchemy or marshmallow."""

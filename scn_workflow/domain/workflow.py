@@ -1,0 +1,171 @@
+"""The workflow: one shared `transitions` machine, the single source of truth.
+
+The machine is built once with `model=None` and never bound to a nomination: a trigger is
+fired with `MACHINE.events[trigger].trigger(nomination, facts=...)`, which costs no
+per-object binding. Each transition's conditions are the `Rule` objects of rules.py, so the
+machine itself refuses what a rule refuses; `fire` evaluates them first to name every rule
+that refuses, not only the first. Buttons, the API, the docs and the diagram read
+`describe()`, which reads the machine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from transitions import Machine
+
+from scn_workflow.domain import rules as r
+from scn_workflow.domain.errors import Forbidden, InvalidTransition, RuleViolation, UnknownTrigger, Violation
+from scn_workflow.domain.model import DomainEvent, Nomination
+
+STATES = ("drafted", "submitted", "reviewed", "accepted", "handed_over", "rejected", "withdrawn")
+TERMINAL_STATES = ("handed_over", "rejected", "withdrawn")
+
+
+@dataclass(frozen=True)
+class TriggerSpec:
+    trigger: str
+    sources: tuple[str, ...]
+    dest: str
+    event: str
+    who: str
+    permissions: tuple[r.Rule, ...]
+    rules: tuple[r.Rule, ...] = ()
+
+
+SPECS = {spec.trigger: spec for spec in (
+    TriggerSpec("submit", ("drafted",), "submitted", "nomination.submitted",
+                "a submitter of that member state", (r.SUBMITTER_OF_MEMBER_STATE,),
+                (r.COMPLETE, r.CYCLE_OPEN, r.WITHIN_STATE_LIMIT)),
+    TriggerSpec("return_for_revision", ("submitted", "reviewed"), "drafted", "nomination.returned",
+                "a reviewer", (r.REVIEWER,), (r.COMMENT_REQUIRED,)),
+    TriggerSpec("review", ("submitted",), "reviewed", "nomination.reviewed",
+                "a reviewer not of that member state", (r.REVIEWER, r.REVIEWER_NOT_OF_MEMBER_STATE),
+                (r.CHECKS_FINISHED, r.NO_BLOCKING_CHECK_FAILED, r.ASSESSMENT_REQUIRED,
+                 r.ASSESSMENT_COMPLETE)),
+    TriggerSpec("accept", ("reviewed",), "accepted", "nomination.accepted",
+                "a reviewer other than the one who reviewed it (four eyes)", (r.REVIEWER, r.FOUR_EYES)),
+    TriggerSpec("reject", ("reviewed",), "rejected", "nomination.rejected",
+                "a reviewer other than the one who reviewed it (four eyes)", (r.REVIEWER, r.FOUR_EYES),
+                (r.REASON_REQUIRED,)),
+    TriggerSpec("withdraw", ("drafted", "submitted"), "withdrawn", "nomination.withdrawn",
+                "a submitter of that member state", (r.SUBMITTER_OF_MEMBER_STATE,)),
+    TriggerSpec("hand_over", ("accepted",), "handed_over", "nomination.handed_over",
+                "the system (handover worker) or an operator", (r.SYSTEM_OR_OPERATOR,),
+                (r.LEAD_AGENCY_SET, r.PACKAGE_DELIVERED)),
+)}
+
+
+def _apply(event_data) -> None:
+    """After every transition: stamp the change and record its event on the aggregate."""
+    nomination: Nomination = event_data.model
+    facts: r.Facts = event_data.kwargs["facts"]
+    trigger = event_data.event.name
+    source, dest = event_data.transition.source, event_data.transition.dest
+    payload = {}
+    if trigger == "submit":
+        nomination.submitted_at = facts.now
+        nomination.checks_outcome = "pending"
+    elif trigger == "return_for_revision":
+        nomination.checks_outcome = None
+        nomination.reviewed_by = None
+    elif trigger == "review":
+        nomination.reviewed_by = facts.actor.username
+        nomination.assessment = dict(facts.assessment)
+        payload["assessment"] = nomination.assessment
+    nomination.version += 1
+    nomination.updated_at = facts.now
+    nomination.record(SPECS[trigger].event, facts.actor.username, facts.now, source, dest,
+                      comment=facts.comment or None, payload=payload)
+
+
+def _build_machine() -> Machine:
+    machine = Machine(model=None, states=list(STATES), initial="drafted", auto_transitions=False,
+                      send_event=True, ignore_invalid_triggers=False)
+    for spec in SPECS.values():
+        machine.add_transition(spec.trigger, list(spec.sources), spec.dest,
+                               conditions=list(spec.permissions + spec.rules), after=_apply)
+    return machine
+
+
+MACHINE = _build_machine()
+
+
+def _spec(trigger: str) -> TriggerSpec:
+    try:
+        return SPECS[trigger]
+    except (KeyError, TypeError):
+        raise UnknownTrigger(f"Unknown trigger {trigger!r}; the triggers are: " + ", ".join(SPECS) + ".",
+                             [Violation("known_trigger", f"{trigger!r} is not a trigger of the workflow.")]) from None
+
+
+def _refusals(rules, nomination: Nomination, facts: r.Facts) -> list[Violation]:
+    found = []
+    for rule in rules:
+        message = rule.explain(nomination, facts)
+        if message:
+            found.append(Violation(rule.name, message))
+    return found
+
+
+def needs(trigger: str) -> frozenset:
+    """The facts the service layer must gather before firing `trigger`."""
+    spec = _spec(trigger)
+    out = frozenset()
+    for rule in spec.permissions + spec.rules:
+        out |= rule.needs
+    return out
+
+
+def check(nomination: Nomination, trigger: str, facts: r.Facts) -> None:
+    """Raise the refusal `fire` would raise, naming every rule that refuses; change nothing."""
+    spec = _spec(trigger)
+    if nomination.state not in spec.sources:
+        raise InvalidTransition(
+            f"'{trigger}' cannot be fired on a nomination in state '{nomination.state}' "
+            f"(only from {', '.join(spec.sources)}).",
+            [Violation("valid_source_state", f"The nomination is {nomination.state}.")])
+    denied = _refusals(spec.permissions, nomination, facts)
+    if denied:
+        raise Forbidden(" ".join(v.message for v in denied), denied)
+    refused = _refusals(spec.rules, nomination, facts)
+    if refused:
+        raise RuleViolation(" ".join(v.message for v in refused), refused)
+
+
+def fire(nomination: Nomination, trigger: str, facts: r.Facts) -> DomainEvent:
+    """Fire `trigger` on the nomination as `facts.actor`; return the event it recorded."""
+    check(nomination, trigger, facts)
+    if not MACHINE.events[trigger].trigger(nomination, facts=facts):  # pragma: no cover - check() agrees
+        raise RuleViolation(f"'{trigger}' was refused by the state machine.")
+    return nomination.events[-1]
+
+
+def allowed_triggers(nomination: Nomination, facts: r.Facts) -> list[str]:
+    """Triggers the actor may fire now: valid from the state, and permitted to the actor.
+
+    Rules that depend on the request (a comment, an assessment) are not anticipated here;
+    firing explains them.
+    """
+    return [trigger for trigger in MACHINE.get_triggers(nomination.state)
+            if not _refusals(SPECS[trigger].permissions, nomination, facts)]
+
+
+def describe() -> dict:
+    """The workflow as data, read from the machine: states and each trigger's moves and rules."""
+    triggers = []
+    for name, event in MACHINE.events.items():
+        moves = [{"from": source, "to": t.dest}
+                 for source, ts in event.transitions.items() for t in ts]
+        conditions = [c.func for ts in event.transitions.values() for t in ts[:1] for c in t.conditions]
+        triggers.append({
+            "trigger": name,
+            "from": [m["from"] for m in moves],
+            "to": moves[0]["to"],
+            "event": SPECS[name].event,
+            "who": SPECS[name].who,
+            "permissions": [{"rule": c.name, "description": c.describe} for c in conditions if c.kind == r.PERMISSION],
+            "rules": [{"rule": c.name, "description": c.describe} for c in conditions if c.kind == r.RULE],
+        })
+    return {"states": list(MACHINE.states), "initial": MACHINE.initial,
+            "terminal": list(TERMINAL_STATES), "triggers": triggers}

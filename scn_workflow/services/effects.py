@@ -1,0 +1,19 @@
+"""The idempotency record: each effect of an event is written once, keyed by event id."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from scn_workflow.db import tables as t
+from scn_workflow.db.uow import UnitOfWork
+
+
+def already_done(uow: UnitOfWork, event_id: str, effect: str) -> bool:
+    return uow.session.scalar(sa.select(sa.func.count()).select_from(t.effects).where(
+        t.effects.c.event_id == event_id, t.effects.c.effect == effect)) > 0
+
+
+def record_effect(uow: UnitOfWork, event_id: str, effect: str, now, detail: str | None = None) -> None:
+    """Record an effect in the caller's transaction; a duplicate fails the whole transaction."""
+    uow.session.execute(sa.insert(t.effects).values(event_id=event_id, effect=effect,
+                                                    recorded_at=now, detail=detail))

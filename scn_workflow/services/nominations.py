@@ -1,0 +1,247 @@
+"""Nomination use cases: create, edit, fire a trigger, read. Each owns its transaction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from scn_workflow.db import tables as t
+from scn_workflow.db.uow import UnitOfWork
+from scn_workflow.domain import workflow
+from scn_workflow.domain.errors import Forbidden, InvalidInput, NotFound, RuleViolation, StaleVersion, Violation
+from scn_workflow.domain.model import (ACTIVE_STATES, Actor, Cycle, LimitOverride, MemberState,
+                                       Nomination, Project, Role)
+from scn_workflow.domain.reference import focus_areas
+from scn_workflow.domain.rules import Facts
+from scn_workflow.services import Services
+
+
+def can_see(actor: Actor, nomination: Nomination) -> bool:
+    """Submitters see their member state's nominations; reviewers those ever submitted; staff all."""
+    if actor.role is Role.SUBMITTER:
+        return actor.member_state == nomination.member_state
+    if actor.role is Role.REVIEWER:
+        return nomination.submitted_at is not None
+    return actor.role in (Role.OPERATOR, Role.ADMIN, Role.SYSTEM)
+
+
+def _load(uow: UnitOfWork, actor: Actor, nomination_id, *, for_update: bool = False) -> Nomination:
+    nomination = uow.session.get(Nomination, nomination_id) if isinstance(nomination_id, int) else None
+    if nomination is None or not can_see(actor, nomination):
+        raise NotFound(f"No nomination {nomination_id} that you may see.")
+    return nomination
+
+
+def _expect_version(nomination: Nomination, expected_version: int | None) -> None:
+    if expected_version is not None and expected_version != nomination.version:
+        raise StaleVersion(f"The nomination is at version {nomination.version}, your change was based on "
+                           f"version {expected_version}; reload it and try again.",
+                           [Violation("current_version", f"The current version is {nomination.version}.")])
+
+
+def _check_content(data: dict) -> None:
+    """Domain checks of nomination content that a schema cannot know (the reference codes)."""
+    errors = {}
+    known = focus_areas()
+    bad = [code for code in data.get("focus_areas") or [] if code not in known]
+    if bad:
+        errors["focus_areas"] = [f"Unknown focus area(s): {', '.join(map(str, bad))}; "
+                                 f"use {', '.join(known)}."]
+    for index, project in enumerate(data.get("projects") or []):
+        area = project.focus_area if isinstance(project, Project) else project.get("focus_area")
+        if area not in known:
+            errors.setdefault("projects", {})[index] = {"focus_area": [f"Unknown focus area {area!r}."]}
+    if errors:
+        raise InvalidInput("The nomination is not valid.", errors)
+
+
+def _lock_member_state(uow: UnitOfWork, code: str) -> MemberState | None:
+    """Serialise changes that count a member state's nominations (references, limits)."""
+    stmt = sa.select(MemberState).where(MemberState.code == code)
+    if uow.dialect == "postgresql":
+        stmt = stmt.with_for_update()
+    return uow.session.scalar(stmt)
+
+
+def _next_reference(uow: UnitOfWork, cycle: str, member_state: str) -> str:
+    prefix = f"{cycle}-{member_state}-"
+    taken = uow.session.scalar(sa.select(sa.func.count()).select_from(t.nominations)
+                               .where(t.nominations.c.cycle == cycle,
+                                      t.nominations.c.member_state == member_state))
+    return f"{prefix}{taken + 1:03d}"
+
+
+def current_cycle(uow: UnitOfWork, now) -> Cycle | None:
+    """The open cycle that closes first, if any."""
+    return uow.session.scalar(sa.select(Cycle).where(Cycle.opens_at <= now, Cycle.closes_at > now)
+                              .order_by(Cycle.closes_at))
+
+
+def create(svc: Services, actor: Actor, data: dict) -> Nomination:
+    """Draft a new nomination for the actor's member state."""
+    if actor.role is not Role.SUBMITTER:
+        raise Forbidden("Only a submitter of a member state may draft a nomination.",
+                        [Violation("submitter_of_member_state", "Only a submitter may draft a nomination.")])
+    data = dict(data)
+    member_state = data.pop("member_state", None) or actor.member_state
+    if member_state != actor.member_state:
+        raise Forbidden(f"A submitter of {actor.member_state} may not draft for {member_state}.",
+                        [Violation("submitter_of_member_state",
+                                   f"You may only draft nominations of {actor.member_state}.")])
+    _check_content(data)
+    now = svc.clock()
+    with svc.uow() as uow:
+        cycle_code = data.pop("cycle", None)
+        cycle = uow.session.get(Cycle, cycle_code) if cycle_code else current_cycle(uow, now)
+        if cycle is None:
+            raise InvalidInput("The nomination is not valid.", {
+                "cycle": [f"Unknown cycle {cycle_code!r}." if cycle_code else "No cycle is open; name one."]})
+        _lock_member_state(uow, member_state)
+        nomination = Nomination(member_state=member_state, cycle=cycle.code,
+                                reference=_next_reference(uow, cycle.code, member_state),
+                                created_by=actor.username, now=now, **_content(data))
+        uow.session.add(nomination)
+        uow.commit()
+        return nomination
+
+
+def _content(data: dict) -> dict:
+    out = dict(data)
+    if "projects" in out:
+        out["projects"] = [p if isinstance(p, Project) else Project(**p) for p in out["projects"] or []]
+    return out
+
+
+def update(svc: Services, actor: Actor, nomination_id: int, expected_version: int | None,
+           changes: dict) -> Nomination:
+    """Edit a draft: a submitter of its member state, based on the current version."""
+    _check_content(changes)
+    with svc.uow() as uow:
+        nomination = _load(uow, actor, nomination_id)
+        if actor.role is not Role.SUBMITTER or actor.member_state != nomination.member_state:
+            raise Forbidden(f"Only a submitter of member state {nomination.member_state} may edit it.",
+                            [Violation("submitter_of_member_state", "You may not edit this nomination.")])
+        if nomination.state != "drafted":
+            raise RuleViolation(f"Only a drafted nomination can be edited; this one is {nomination.state}.",
+                                [Violation("editable_only_when_drafted",
+                                           f"The nomination is {nomination.state}.")])
+        _expect_version(nomination, expected_version)
+        nomination.update(_content(changes), actor.username, svc.clock())
+        uow.commit()
+        return nomination
+
+
+def gather_facts(uow: UnitOfWork, nomination: Nomination, trigger: str, actor: Actor, now, *,
+                 comment: str | None = None, assessment: dict | None = None) -> Facts:
+    """Load what the trigger's rules need to know, and nothing more."""
+    needs = workflow.needs(trigger)
+    extra = {}
+    if "cycle" in needs:
+        extra["cycle"] = uow.session.get(Cycle, nomination.cycle)
+    if "limit" in needs:
+        _lock_member_state(uow, nomination.member_state)
+        cycle = extra.get("cycle") or uow.session.get(Cycle, nomination.cycle)
+        override = uow.session.get(LimitOverride, (nomination.cycle, nomination.member_state))
+        extra["limit"] = override.limit if override else cycle.limit_per_state
+        extra["active_in_cycle"] = uow.session.scalar(
+            sa.select(sa.func.count()).select_from(t.nominations).where(
+                t.nominations.c.cycle == nomination.cycle,
+                t.nominations.c.member_state == nomination.member_state,
+                t.nominations.c.state.in_(ACTIVE_STATES),
+                t.nominations.c.id != nomination.id))
+    if "member_state" in needs:
+        extra["member_state"] = uow.session.get(MemberState, nomination.member_state)
+    if "delivery" in needs:
+        extra["package_delivered"] = uow.session.scalar(
+            sa.select(sa.func.count()).select_from(t.deliveries).where(
+                t.deliveries.c.nomination_id == nomination.id, t.deliveries.c.status == "accepted")) > 0
+    return Facts(actor=actor, now=now, comment=comment, assessment=assessment, **extra)
+
+
+@dataclass(frozen=True)
+class Fired:
+    nomination: Nomination
+    event_name: str
+
+
+def fire(svc: Services, actor: Actor, nomination_id: int, trigger: str, expected_version: int | None, *,
+         comment: str | None = None, assessment: dict | None = None) -> Nomination:
+    """Fire a workflow trigger on a nomination, as the actor, based on `expected_version`."""
+    with svc.uow() as uow:
+        nomination = _load(uow, actor, nomination_id)
+        _expect_version(nomination, expected_version)
+        facts = gather_facts(uow, nomination, trigger, actor, svc.clock(), comment=comment, assessment=assessment)
+        workflow.fire(nomination, trigger, facts)
+        uow.commit()
+        return nomination
+
+
+def get(svc: Services, actor: Actor, nomination_id: int) -> Nomination:
+    with svc.uow() as uow:
+        return _load(uow, actor, nomination_id)
+
+
+def allowed_triggers(svc: Services, actor: Actor, nomination: Nomination) -> list[str]:
+    return workflow.allowed_triggers(nomination, Facts(actor=actor, now=svc.clock()))
+
+
+def events(svc: Services, actor: Actor, nomination_id: int) -> list[dict]:
+    """The audit trail of one nomination, oldest first, with hashes."""
+    with svc.uow() as uow:
+        _load(uow, actor, nomination_id)
+        rows = uow.session.execute(sa.select(t.events).where(t.events.c.nomination_id == nomination_id)
+                                   .order_by(t.events.c.seq)).mappings().all()
+        return [dict(row) for row in rows]
+
+
+def checks(svc: Services, actor: Actor, nomination_id: int) -> list[dict]:
+    """The automated checks of the latest submission, if any ran."""
+    with svc.uow() as uow:
+        _load(uow, actor, nomination_id)
+        latest = sa.select(t.checks.c.event_id).where(t.checks.c.nomination_id == nomination_id) \
+            .order_by(t.checks.c.ran_at.desc(), t.checks.c.id.desc()).limit(1).scalar_subquery()
+        rows = uow.session.execute(sa.select(t.checks).where(t.checks.c.event_id == latest)
+                                   .order_by(t.checks.c.id)).mappings().all()
+        return [dict(row) for row in rows]
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list
+    total: int
+    page: int
+    per_page: int
+
+
+def search(svc: Services, actor: Actor | None, *, state: str | None = None, member_state: str | None = None,
+           cycle: str | None = None, q: str | None = None, page: int = 1, per_page: int = 20) -> Page:
+    """Nominations the actor may see (no actor: the public register), filtered, newest first."""
+    n = t.nominations.c
+    where = []
+    role = actor.role if actor else None
+    if role is Role.SUBMITTER:
+        where.append(n.member_state == actor.member_state)
+    elif role is Role.REVIEWER:
+        where.append(n.submitted_at.is_not(None))
+    elif role not in (Role.OPERATOR, Role.ADMIN, Role.SYSTEM):
+        where.append(n.state.in_(("accepted", "handed_over")))  # the public register
+    if state:
+        where.append(n.state == state)
+    if member_state:
+        where.append(n.member_state == member_state)
+    if cycle:
+        where.append(n.cycle == cycle)
+    if q:
+        like = "%" + q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        ms_names = sa.select(t.member_states.c.code).where(sa.func.lower(t.member_states.c.name).like(like, escape="\\"))
+        where.append(sa.or_(sa.func.lower(n.city_name).like(like, escape="\\"),
+                            sa.func.lower(n.region).like(like, escape="\\"),
+                            sa.func.lower(n.member_state) == q.lower(),
+                            n.member_state.in_(ms_names)))
+    with svc.uow() as uow:
+        total = uow.session.scalar(sa.select(sa.func.count()).select_from(t.nominations).where(*where))
+        items = uow.session.scalars(sa.select(Nomination).where(*where)
+                                    .order_by(n.updated_at.desc(), n.id.desc())
+                                    .offset((page - 1) * per_page).limit(per_page)).all()
+        return Page(list(items), total, page, per_page)

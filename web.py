@@ -1,0 +1,8 @@
+"""WSGI entry point: `gunicorn web:app`; `python web.py` serves it."""
+
+from scn_workflow.app import create_app
+
+app = create_app()
+
+if __name__ == "__main__":
+    app.run(host="127.0.0.1", port=5000, threaded=True)
