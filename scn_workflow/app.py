@@ -12,16 +12,32 @@ from scn_workflow.services import Services
 
 def create_app(test_config: dict | None = None) -> Flask:
     """Build the app: settings from the environment (or `test_config`), services, blueprints, commands."""
-    app = Flask(__name__, instance_relative_config=True)
-    os.makedirs(app.instance_path, exist_ok=True)
     overrides = dict(test_config or {})
+    # instance_path is a Settings field; it is also where the Flask app keeps its instance folder.
+    # SCN_INSTANCE_PATH moves it (the SQLite file and .eml mail live there by default).
+    app = Flask(__name__, instance_path=overrides.pop("instance_path", None) or os.environ.get("SCN_INSTANCE_PATH"),
+                instance_relative_config=True)
+    os.makedirs(app.instance_path, exist_ok=True)
     settings = overrides.pop("settings", None) or Settings.from_env(app.instance_path, **overrides)
     problems = settings.problems()
     if problems:
         raise RuntimeError("Refusing to start: " + " ".join(problems))
     app.config.update(SECRET_KEY=settings.secret_key, SCN_SETTINGS=settings,
                       MAX_CONTENT_LENGTH=10 * 1024 * 1024)
-    app.extensions["scn"] = Services(settings)
+    svc = app.extensions["scn"] = Services(settings)
+
+    from scn_workflow.services import relay
+    from scn_workflow.workers import celery_init_app, publisher
+    celery = celery_init_app(app)
+    if settings.broker_url:
+        publish = publisher(celery)
+        svc.after_commit = lambda ids: relay.publish(svc, publish, ids)
+    else:
+        from scn_workflow.workers.embedded import EmbeddedWorker
+        worker = app.extensions["scn_embedded_worker"] = EmbeddedWorker(svc)
+        svc.after_commit = worker.wake
+        if settings.embedded_autostart:
+            app.before_request(worker.start)
 
     from scn_workflow.web import health, pages
     app.register_blueprint(health.bp)

@@ -220,15 +220,116 @@ def checks_run(event_id):
     click.echo(checks_service.run_checks(_svc(), event_id))
 
 
+def _publisher():
+    """Publish to the broker, or in embedded mode perform the reactions in this process."""
+    svc = _svc()
+    if svc.settings.broker_url:
+        from scn_workflow.workers import publisher
+        return publisher(current_app.extensions["celery"])
+    return None
+
+
+outbox_cli = AppGroup("outbox", help="The transactional outbox.")
+
+
+@outbox_cli.command("relay")
+@click.option("--loop", is_flag=True, help="Keep relaying every SCN_SWEEP_INTERVAL_S seconds.")
+def outbox_relay(loop):
+    """Publish what is due in the outbox (embedded mode: perform its reactions here)."""
+    import time
+
+    from scn_workflow.services import relay
+    svc = _svc()
+    publish = _publisher()
+    while True:
+        if publish is None:
+            count = current_app.extensions["scn_embedded_worker"].run_once()
+        else:
+            count = relay.publish(svc, publish)
+        click.echo(f"relayed {count} message(s); backlog {relay.backlog(svc)}")
+        if not loop:
+            break
+        time.sleep(svc.settings.sweep_interval_s)
+
+
+failures_cli = AppGroup("failures", help="Work that exhausted its retries.")
+
+
+@failures_cli.command("list")
+@click.option("--all", "show_all", is_flag=True, help="Include retried and discarded ones.")
+def failures_list(show_all):
+    """List recorded failures."""
+    from scn_workflow.services import failures
+    rows = failures.list_failures(_svc(), None if show_all else "open")
+    for row in rows:
+        click.echo(f"{row['id']:>5}  {row['status']:<9} {row['task']:<18} event {row['event_id']}  "
+                   f"attempts {row['attempts']}  {row['failed_at']:%Y-%m-%d %H:%M:%S}  {row['error']}")
+    click.echo(f"{len(rows)} failure(s)")
+
+
+@failures_cli.command("retry")
+@click.argument("failure_id", type=int)
+@click.option("--as", "as_user", default="system", show_default=True, help="The operator acting.")
+def failures_retry(failure_id, as_user):
+    """Publish a failed piece of work again."""
+    from scn_workflow.services import failures
+    try:
+        actor = _actor(as_user)
+        publish = _publisher()
+        if publish is None:
+            worker = current_app.extensions["scn_embedded_worker"]
+            failures.retry(_svc(), failure_id, actor, lambda q, e: worker._perform(q, e))
+        else:
+            failures.retry(_svc(), failure_id, actor, publish)
+    except DomainError as err:
+        _fail(err)
+    click.echo(f"failure {failure_id} retried")
+
+
+@failures_cli.command("discard")
+@click.argument("failure_id", type=int)
+@click.option("--as", "as_user", default="system", show_default=True, help="The operator acting.")
+def failures_discard(failure_id, as_user):
+    """Give up on a failed piece of work, on record."""
+    from scn_workflow.services import failures
+    try:
+        failures.discard(_svc(), failure_id, _actor(as_user))
+    except DomainError as err:
+        _fail(err)
+    click.echo(f"failure {failure_id} discarded")
+
+
+webhooks_cli = AppGroup("webhooks", help="Webhook subscriptions.")
+
+
+@webhooks_cli.command("add")
+@click.option("--url", required=True)
+@click.option("--secret", required=True, help="Shared secret for the X-SCN-Signature HMAC.")
+@click.option("--event", "events", multiple=True, required=True, help="An event name; repeat for more.")
+@click.option("--as", "as_user", default="system", show_default=True)
+def webhooks_add(url, secret, events, as_user):
+    """Subscribe a URL to events."""
+    from scn_workflow.services import webhooks
+    try:
+        hook_id = webhooks.subscribe(_svc(), _actor(as_user), url, secret, list(events))
+    except DomainError as err:
+        _fail(err)
+    click.echo(f"webhook {hook_id} subscribed to {', '.join(events)}")
+
+
 @click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
 def serve(host, port):
     """Serve the app (development server; use gunicorn web:app in production)."""
+    worker = current_app.extensions.get("scn_embedded_worker")
+    if worker is not None:
+        worker.start()
     current_app.run(host=host, port=port, threaded=True, use_reloader=False)
 
 
-COMMANDS = (db_cli, seed_cmd, users_cli, audit_cli, nominations_cli, checks_cli, serve)
+COMMANDS = (db_cli, seed_cmd, users_cli, audit_cli, nominations_cli, checks_cli, outbox_cli, failures_cli,
+            webhooks_cli, serve)
 
 
 def register(app: Flask) -> None:

@@ -18,6 +18,12 @@ class Settings:
     mail_from: str = "scn-workflow@localhost"
     env: str = "development"
     redeliver_after_s: float = 60.0
+    # Not in DESIGN.md's table: tuning of the workers, with safe defaults.
+    sweep_interval_s: float = 5.0  # SCN_SWEEP_INTERVAL_S: how often beat (or the embedded worker) sweeps
+    max_retries: int = 5  # SCN_MAX_RETRIES: retries of a task before it becomes a recorded failure
+    retry_base_s: float = 2.0  # SCN_RETRY_BASE_S: first retry delay, doubled each time (with jitter)
+    retry_cap_s: float = 300.0
+    embedded_autostart: bool = True  # start the in-process worker when SCN_BROKER_URL is unset
 
     @property
     def embedded_worker(self) -> bool:
@@ -36,6 +42,9 @@ class Settings:
             mail_from=env.get("SCN_MAIL_FROM") or cls.mail_from,
             env=env.get("SCN_ENV") or "development",
             redeliver_after_s=_float(env, "SCN_REDELIVER_AFTER_S", 60.0),
+            sweep_interval_s=_float(env, "SCN_SWEEP_INTERVAL_S", 5.0),
+            max_retries=int(_float(env, "SCN_MAX_RETRIES", 5)),
+            retry_base_s=_float(env, "SCN_RETRY_BASE_S", 2.0),
         )
         return replace(settings, **overrides)
 

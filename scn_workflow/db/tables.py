@@ -149,6 +149,7 @@ outbox = sa.Table(
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("published_at", UTCDateTime()),
     sa.Column("publish_count", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("queues", sa.JSON),  # the queues that react to it, fixed when first published
     sa.Column("completed_at", UTCDateTime()),  # every reaction recorded
     sa.Column("last_error", sa.Text),
     sa.Index("ix_outbox_unpublished", "created_at",

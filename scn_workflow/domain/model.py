@@ -193,5 +193,12 @@ class Nomination:
         self.record("checks.completed", "system", now, self.state, self.state,
                     payload={"outcome": outcome, "checks": results})
 
+    def note_handover_failed(self, error: str, accepted_event_id: str, now: datetime) -> None:
+        """Record that the handover package could not be delivered, for good."""
+        self.version += 1
+        self.updated_at = now
+        self.record("handover.failed", "system", now, self.state, self.state, comment=error,
+                    payload={"accepted_event_id": accepted_event_id})
+
     def __repr__(self):
         return f"<Nomination {self.reference} {self.city_name} {self.state} v{self.version}>"

@@ -157,7 +157,8 @@ def describe() -> dict:
     for name, event in MACHINE.events.items():
         moves = [{"from": source, "to": t.dest}
                  for source, ts in event.transitions.items() for t in ts]
-        conditions = [c.func for ts in event.transitions.values() for t in ts[:1] for c in t.conditions]
+        # every source shares the same conditions: read them once, not once per source
+        conditions = [c.func for c in next(iter(event.transitions.values()))[0].conditions]
         triggers.append({
             "trigger": name,
             "from": [m["from"] for m in moves],

@@ -15,6 +15,15 @@ def _text(max_len: int, **kwargs):
     return fields.String(validate=validate.Length(max=max_len), **kwargs)
 
 
+class StrictBoolean(fields.Boolean):
+    """JSON true or false only: marshmallow would otherwise take "yes", "off" or 1 for a boolean."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, bool):
+            raise self.make_error("invalid")
+        return value
+
+
 class Strict(Schema):
     class Meta:
         unknown = RAISE
@@ -24,7 +33,7 @@ class ProjectSchema(Strict):
     title = fields.String(required=True, validate=validate.Length(min=1, max=200))
     focus_area = fields.String(required=True, validate=FOCUS_AREA)
     description = _text(4000, load_default="")
-    priority = fields.Boolean(load_default=False)
+    priority = StrictBoolean(load_default=False)
 
 
 class NominationContent(Strict):

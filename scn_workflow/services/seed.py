@@ -82,7 +82,8 @@ def _demo_users(svc: Services) -> int:
 
 def _demo_nominations(svc: Services) -> int:
     with svc.uow() as uow:
-        seeded = set(uow.session.execute(sa.select(t.nominations.c.cycle, t.nominations.c.city_name)).tuples())
+        rows = uow.session.execute(sa.select(t.nominations.c.cycle, t.nominations.c.city_name))
+        seeded = {tuple(row) for row in rows}  # Result.tuples() is deprecated in SQLAlchemy 2.1
     count = 0
     for cycle in ascn()["cycles"]:
         year = int(cycle["code"][-4:])

@@ -1,0 +1,120 @@
+"""Handover: build the package of an accepted nomination, deliver it, then fire `hand_over`."""
+
+from __future__ import annotations
+
+import json
+from email.message import EmailMessage
+from email.utils import formatdate
+
+import sqlalchemy as sa
+
+from scn_workflow.db import tables as t
+from scn_workflow.domain.errors import DomainError
+from scn_workflow.domain.model import SYSTEM, MemberState, Nomination
+from scn_workflow.services import Services, mailer, nominations
+from scn_workflow.services.effects import already_done, record_effect
+from scn_workflow.services.relay import mark_done
+from scn_workflow.services.webhooks import DeliveryFailed, _json, post
+
+
+def package(uow, nomination: Nomination) -> dict:
+    """The nomination, its assessment, its checks and its audit trail with hashes."""
+    events = uow.session.execute(sa.select(t.events).where(t.events.c.nomination_id == nomination.id)
+                                 .order_by(t.events.c.seq)).mappings().all()
+    checks = uow.session.execute(sa.select(t.checks).where(t.checks.c.nomination_id == nomination.id)
+                                 .order_by(t.checks.c.id)).mappings().all()
+    data = nomination.snapshot()
+    data.update(id=nomination.id, reference=nomination.reference, member_state=nomination.member_state,
+                cycle=nomination.cycle, state=nomination.state, version=nomination.version)
+    return {"format": "scn-workflow/handover-package/1", "nomination": data,
+            "assessment": nomination.assessment, "reviewed_by": nomination.reviewed_by,
+            "checks": [{k: row[k] for k in ("name", "outcome", "blocking", "message", "ran_at")} for row in checks],
+            "audit_trail": [{k: row[k] for k in ("seq", "event_id", "name", "actor", "occurred_at", "from_state",
+                                                  "to_state", "comment", "payload", "prev_hash", "hash")}
+                            for row in events]}
+
+
+def _record_delivery(svc, nomination_id, event_id, channel, target, status, detail):
+    with svc.uow() as uow:
+        attempts = uow.session.scalar(sa.select(sa.func.count()).select_from(t.deliveries).where(
+            t.deliveries.c.event_id == event_id, t.deliveries.c.channel == channel)) + 1
+        uow.session.execute(sa.insert(t.deliveries).values(
+            nomination_id=nomination_id, event_id=event_id, channel=channel, target=target, status=status,
+            attempts=attempts, detail=detail[:2000], created_at=svc.clock()))
+        if status == "accepted":
+            record_effect(uow, event_id, f"handover:{channel}", svc.clock(), target)
+        uow.commit()
+
+
+def deliver(svc: Services, event_id: str) -> str:
+    """Deliver the package for the acceptance `event_id` and fire hand_over. Raises to be retried."""
+    with svc.uow() as uow:
+        if already_done(uow, event_id, "done:handover"):
+            return "already done"
+        nomination_id = uow.session.scalar(sa.select(t.events.c.nomination_id).where(t.events.c.event_id == event_id))
+        nomination = uow.session.get(Nomination, nomination_id)
+        agency = uow.session.get(MemberState, nomination.member_state)
+        body = _json(package(uow, nomination)).encode("utf-8")
+    if nomination.state == "accepted":
+        channels = []
+        if agency and agency.lead_agency_webhook_url:
+            channels.append("webhook")
+        if agency and agency.lead_agency_email:
+            channels.append("email")
+        if not channels:
+            raise DeliveryFailed(f"No lead agency webhook or email is set for member state {nomination.member_state}.")
+        for channel in channels:
+            with svc.uow() as uow:
+                if already_done(uow, event_id, f"handover:{channel}"):
+                    continue  # delivered by an earlier attempt; the receiver dedupes on Idempotency-Key
+            target = agency.lead_agency_webhook_url if channel == "webhook" else agency.lead_agency_email
+            try:
+                if channel == "webhook":
+                    detail = f"answered {post(target, agency.lead_agency_webhook_secret or '', 'nomination.accepted', event_id, body)}"
+                else:
+                    detail = mailer.send(svc.settings, _package_mail(svc, nomination, agency, event_id, body))
+            except (DeliveryFailed, OSError) as exc:
+                _record_delivery(svc, nomination.id, event_id, channel, target, "failed", str(exc))
+                raise DeliveryFailed(str(exc)) from None
+            _record_delivery(svc, nomination.id, event_id, channel, target, "accepted", detail)
+        current = nominations.get(svc, SYSTEM, nomination.id)
+        if current.state == "accepted":
+            try:
+                nominations.fire(svc, SYSTEM, nomination.id, "hand_over", current.version)
+            except DomainError as exc:
+                raise DeliveryFailed(f"hand_over was refused: {exc.detail}") from None
+    with svc.uow() as uow:
+        if not already_done(uow, event_id, "done:handover"):
+            mark_done(uow, event_id, "handover", svc.clock())
+            uow.commit()
+    return "handed over"
+
+
+def _package_mail(svc, nomination, agency, event_id, body: bytes) -> EmailMessage:
+    message = EmailMessage()
+    message["Subject"] = f"[{nomination.reference}] Handover package: {nomination.city_name}"
+    message["From"] = svc.settings.mail_from
+    message["To"] = agency.lead_agency_email
+    message["Date"] = formatdate(localtime=False)
+    message["Message-ID"] = f"<{event_id}.handover@scn-workflow>"
+    message["X-SCN-Event"] = "nomination.accepted"
+    message["Idempotency-Key"] = event_id
+    message.set_content(f"Dear {agency.lead_agency_name},\n\nThe ASEAN Smart Cities Network accepted "
+                        f"{nomination.city_name} ({nomination.reference}). Its handover package is attached "
+                        "as JSON: the nomination, its assessment, its checks and its audit trail with hashes.\n")
+    message.add_attachment(body, maintype="application", subtype="json",
+                           filename=f"{nomination.reference}-handover.json")
+    return message
+
+
+def record_failed(svc: Services, event_id: str, error: str) -> None:
+    """Delivery failed for good: record `handover.failed` on the nomination (once per acceptance)."""
+    with svc.uow() as uow:
+        if already_done(uow, event_id, "handover.failed"):
+            return
+        nomination_id = uow.session.scalar(sa.select(t.events.c.nomination_id).where(t.events.c.event_id == event_id))
+        nomination = uow.session.get(Nomination, nomination_id)
+        now = svc.clock()
+        nomination.note_handover_failed(error[:1000], event_id, now)
+        record_effect(uow, event_id, "handover.failed", now, error[:1000])
+        uow.commit()

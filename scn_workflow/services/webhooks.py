@@ -1,0 +1,117 @@
+"""Signed outgoing webhooks: the lead agency's handover endpoint and admins' subscriptions."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import urllib.error
+import urllib.request
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from scn_workflow.db import tables as t
+from scn_workflow.domain.errors import InvalidInput, NotFound
+from scn_workflow.domain.model import Actor
+from scn_workflow.services import Services
+from scn_workflow.services.effects import already_done, record_effect
+from scn_workflow.services.notifications import lock_effect
+from scn_workflow.services.relay import mark_done
+
+EVENT_NAMES = ("nomination.created", "nomination.updated", "nomination.submitted", "nomination.returned",
+               "nomination.reviewed", "nomination.accepted", "nomination.rejected", "nomination.withdrawn",
+               "nomination.handed_over", "checks.completed", "handover.failed")
+
+
+class DeliveryFailed(Exception):
+    """The receiver did not accept the delivery (an error status or no answer)."""
+
+
+def signature(secret: str, body: bytes) -> str:
+    return "sha256=" + hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
+
+
+def post(url: str, secret: str, event_name: str, event_id: str, body: bytes, timeout: float = 10.0) -> int:
+    """POST a signed body; returns the status when 2xx, raises DeliveryFailed otherwise."""
+    request = urllib.request.Request(url, data=body, method="POST", headers={
+        "Content-Type": "application/json", "X-SCN-Signature": signature(secret, body),
+        "X-SCN-Event": event_name, "Idempotency-Key": event_id, "User-Agent": "scn-workflow"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - admin-set URLs
+            return response.status
+    except urllib.error.HTTPError as exc:
+        raise DeliveryFailed(f"{url} answered {exc.code}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        raise DeliveryFailed(f"{url} did not answer: {getattr(exc, 'reason', exc)}") from None
+
+
+def _json(value) -> str:
+    return json.dumps(value, sort_keys=True, ensure_ascii=False,
+                      default=lambda v: v.isoformat() if isinstance(v, datetime) else str(v))
+
+
+def event_body(event) -> bytes:
+    return _json({"event_id": event.event_id, "event": event.name, "nomination_id": event.nomination_id,
+                  "occurred_at": event.occurred_at, "actor": event.actor, "from_state": event.from_state,
+                  "to_state": event.to_state, "comment": event.comment, "payload": event.payload}).encode("utf-8")
+
+
+def subscribe(svc: Services, actor: Actor, url: str, secret: str, events: list[str]) -> int:
+    """Register a subscription (admins); returns its id."""
+    errors = {}
+    if not url.startswith(("http://", "https://")):
+        errors["url"] = ["Must be an http:// or https:// URL."]
+    if len(secret or "") < 16:
+        errors["secret"] = ["Must be at least 16 characters."]
+    unknown = [e for e in events if e not in EVENT_NAMES]
+    if not events or unknown:
+        errors["events"] = [f"Name one or more of: {', '.join(EVENT_NAMES)}."]
+    if errors:
+        raise InvalidInput("The subscription is not valid.", errors)
+    with svc.uow() as uow:
+        new_id = uow.session.execute(sa.insert(t.webhooks).values(
+            url=url, secret=secret, events=list(events), active=True, created_by=actor.username,
+            created_at=svc.clock()).returning(t.webhooks.c.id)).scalar_one()
+        uow.commit()
+        return new_id
+
+
+def unsubscribe(svc: Services, webhook_id: int) -> None:
+    with svc.uow() as uow:
+        if uow.session.execute(sa.update(t.webhooks).where(t.webhooks.c.id == webhook_id)
+                               .values(active=False)).rowcount == 0:
+            raise NotFound(f"No webhook subscription {webhook_id}.")
+        uow.commit()
+
+
+def deliver_event(svc: Services, event_id: str) -> int:
+    """Call every subscription that wants this event, each once. Raises DeliveryFailed to retry."""
+    with svc.uow() as uow:
+        if already_done(uow, event_id, "done:webhooks"):
+            return 0
+        event = uow.session.execute(sa.select(t.events).where(t.events.c.event_id == event_id)).one()
+        hooks = [h for h in uow.session.execute(sa.select(t.webhooks).where(t.webhooks.c.active.is_(True)))
+                 if event.name in (h.events or [])]
+    body, calls, errors = event_body(event), 0, []
+    for hook in hooks:
+        effect = f"webhook:{hook.id}"
+        with svc.uow() as uow:
+            lock_effect(uow, event_id, effect)
+            if already_done(uow, event_id, effect):
+                continue
+            try:
+                status = post(hook.url, hook.secret, event.name, event_id, body)
+            except DeliveryFailed as exc:
+                errors.append(str(exc))
+                continue
+            record_effect(uow, event_id, effect, svc.clock(), f"{hook.url} answered {status}")
+            uow.commit()
+            calls += 1
+    if errors:
+        raise DeliveryFailed("; ".join(errors))
+    with svc.uow() as uow:
+        if not already_done(uow, event_id, "done:webhooks"):
+            mark_done(uow, event_id, "webhooks", svc.clock())
+            uow.commit()
+    return calls

@@ -1,0 +1,53 @@
+"""Celery, wired to the Flask app factory: tasks run inside the app context and take ids."""
+
+from __future__ import annotations
+
+from celery import Celery, Task
+from flask import Flask
+
+from scn_workflow.services.reactions import TASK_NAMES
+
+
+def celery_init_app(app: Flask) -> Celery:
+    settings = app.extensions["scn"].settings
+
+    class FlaskTask(Task):
+        flask_app = app
+
+        def __call__(self, *args, **kwargs):
+            with app.app_context():
+                return self.run(*args, **kwargs)
+
+    celery = Celery(app.import_name, task_cls=FlaskTask)
+    celery.conf.update(
+        broker_url=settings.broker_url or "memory://",
+        task_ignore_result=True,
+        task_acks_late=True,  # a message is acknowledged after its task ran, not before
+        task_reject_on_worker_lost=True,  # a killed worker's message goes back to the queue
+        worker_prefetch_multiplier=1,  # long tasks are not hoarded by one worker
+        task_default_queue="notifications",
+        task_routes={name: {"queue": queue} for queue, name in TASK_NAMES.items()} | {
+            "scn.sweep": {"queue": "checks"}},
+        broker_transport_options={"visibility_timeout": 3600,  # longer than any task
+                                  "socket_timeout": 5, "socket_connect_timeout": 2},
+        broker_connection_timeout=2,
+        broker_connection_retry_on_startup=True,
+        worker_send_task_events=True,
+        task_send_sent_event=True,
+        worker_hijack_root_logger=False,
+        beat_schedule={"outbox-sweep": {"task": "scn.sweep", "schedule": settings.sweep_interval_s}},
+    )
+    celery.set_default()
+    app.extensions["celery"] = celery
+    from scn_workflow.workers import tasks  # noqa: F401 - registers the tasks
+    return celery
+
+
+def publisher(celery: Celery):
+    """The relay's publisher: one message per (queue, event), its id "<outbox id>:<queue>"."""
+
+    def publish(queue: str, event_id: str) -> None:
+        celery.send_task(TASK_NAMES[queue], args=[event_id], queue=queue, task_id=f"{event_id}:{queue}",
+                         retry=False)
+
+    return publish
