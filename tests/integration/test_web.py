@@ -1,0 +1,136 @@
+"""The Flask app on a real SQLite database: health, readiness and the public register."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+from scn_workflow.app import create_app
+from scn_workflow.db import tables as t
+from scn_workflow.domain.model import SYSTEM
+from scn_workflow.services import checks, nominations
+from tests.conftest import ASSESSMENT, build_world, complete_draft, make_services
+
+UNREACHABLE_POSTGRES = "postgresql://postgres@127.0.0.1:1/x"
+
+
+def _app(url: str, instance_path):
+    # No background worker: these tests look at pages, not at reactions.
+    app = create_app({"database_url": url, "instance_path": str(instance_path), "embedded_autostart": False})
+    app.config["TESTING"] = True
+    return app
+
+
+@pytest.fixture
+def client(sqlite_url, tmp_path):
+    app = _app(sqlite_url, tmp_path / "instance")
+    yield app.test_client()
+    app.extensions["scn"].engine.dispose()
+
+
+@pytest.fixture
+def web_svc(sqlite_url, clock, tmp_path):
+    services = make_services(sqlite_url, clock, tmp_path)
+    yield services
+    services.engine.dispose()
+
+
+def test_healthz(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.get_json() == {"status": "ok"}
+
+
+def test_readyz_with_a_reachable_database(client):
+    response = client.get("/readyz")
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["status"] == "ready"
+    assert body["checks"] == {"database": "ok", "broker": "embedded"}
+    assert "failed" not in body
+
+
+def test_readyz_names_an_unreachable_database(tmp_path):
+    app = _app(UNREACHABLE_POSTGRES, tmp_path / "instance")
+    try:
+        response = app.test_client().get("/readyz")
+    finally:
+        app.extensions["scn"].engine.dispose()
+    assert response.status_code == 503
+    body = response.get_json()
+    assert body["status"] == "not ready"
+    assert body["failed"] == ["database"]
+    assert body["checks"]["database"].startswith("failed")
+    assert body["checks"]["broker"] == "embedded"
+    assert "127.0.0.1:1" not in response.get_data(as_text=True)  # no connection details leak out
+
+
+def _walk(svc, world, city, target):
+    """Drive a nomination of Indonesia to `target` through the service layer."""
+    n = nominations.create(svc, world.submitter_id, complete_draft(city))
+    if target == "drafted":
+        return n
+    if target == "withdrawn":
+        return nominations.fire(svc, world.submitter_id, n.id, "withdraw", n.version)
+    n = nominations.fire(svc, world.submitter_id, n.id, "submit", n.version)
+    if target == "submitted":
+        return n
+    with svc.engine.connect() as c:
+        submission = c.scalar(sa.select(t.events.c.event_id).where(
+            t.events.c.nomination_id == n.id, t.events.c.name == "nomination.submitted"))
+    checks.run_checks(svc, submission)
+    n = nominations.get(svc, world.reviewer_sg, n.id)
+    n = nominations.fire(svc, world.reviewer_sg, n.id, "review", n.version, assessment=ASSESSMENT)
+    if target == "reviewed":
+        return n
+    if target == "rejected":
+        return nominations.fire(svc, world.reviewer_ph, n.id, "reject", n.version, comment="Not this time.")
+    n = nominations.fire(svc, world.reviewer_ph, n.id, "accept", n.version)
+    if target == "accepted":
+        return n
+    with svc.engine.begin() as c:
+        c.execute(sa.insert(t.deliveries).values(nomination_id=n.id, event_id="placeholder", channel="email",
+                                                 target="lead@id.example", status="accepted", attempts=1,
+                                                 created_at=svc.clock()))
+    return nominations.fire(svc, SYSTEM, n.id, "hand_over", n.version)
+
+
+def test_the_register_lists_only_accepted_and_handed_over_cities(client, web_svc):
+    world = build_world(web_svc)
+    # Drafts of Indonesia, one per state; the cycle's limit is lifted so they can all be live at once.
+    with web_svc.engine.begin() as c:
+        c.execute(sa.insert(t.limit_overrides).values(cycle_code="ASCN-2026", member_state="ID", limit=10,
+                                                      reason="test: one nomination in every state",
+                                                      set_by="root", set_at=web_svc.clock()))
+    hidden = {"drafted": "Hidden Draft City", "submitted": "Hidden Submitted City",
+              "reviewed": "Hidden Reviewed City", "rejected": "Hidden Rejected City",
+              "withdrawn": "Hidden Withdrawn City"}
+    for state, city in hidden.items():
+        assert _walk(web_svc, world, city, state).state == state
+    accepted = _walk(web_svc, world, "Makassar", "accepted")
+    handed_over = _walk(web_svc, world, "Banyuwangi", "handed_over")
+    hostile = _walk(web_svc, world, '<script>alert("x")</script> & Co (placeholder)', "accepted")
+
+    response = client.get("/")
+    assert response.status_code == 200
+    assert response.mimetype == "text/html"
+    page = response.get_data(as_text=True)
+    assert "3 nomination(s)." in page
+    for n in (accepted, handed_over, hostile):
+        assert n.reference in page
+    assert "Makassar" in page and "Banyuwangi" in page
+    assert ">accepted<" in page and ">handed_over<" in page
+    for city in hidden.values():
+        assert city not in page
+    assert "<script>alert" not in page
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; &amp; Co (placeholder)" in page
+
+    searched = client.get("/", query_string={"q": "makassar"}).get_data(as_text=True)
+    assert "1 nomination(s)." in searched and "Makassar" in searched and "Banyuwangi" not in searched
+    assert "Hidden Draft City" not in client.get("/", query_string={"q": "hidden"}).get_data(as_text=True)
+
+
+def test_the_register_escapes_the_search_box(client):
+    page = client.get("/", query_string={"q": '"><img src=x onerror=alert(1)>'}).get_data(as_text=True)
+    assert "<img src=x" not in page
+    assert "No nominations found." in page
