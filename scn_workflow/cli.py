@@ -325,7 +325,10 @@ def serve(host, port):
     worker = current_app.extensions.get("scn_embedded_worker")
     if worker is not None:
         worker.start()
-    current_app.run(host=host, port=port, threaded=True, use_reloader=False)
+    from werkzeug.serving import run_simple
+    click.echo(f"serving on http://{host}:{port}/ (embedded worker: {'on' if worker else 'off, using the broker'})")
+    # app.run() refuses to run under the flask CLI; run_simple is what it would call.
+    run_simple(host, port, current_app._get_current_object(), threaded=True, use_reloader=False)
 
 
 COMMANDS = (db_cli, seed_cmd, users_cli, audit_cli, nominations_cli, checks_cli, outbox_cli, failures_cli,

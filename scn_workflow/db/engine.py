@@ -6,6 +6,8 @@ from sqlalchemy.orm import sessionmaker
 
 from scn_workflow.db.mapping import start_mappers
 
+CONNECT_TIMEOUT_S = 5
+
 
 def make_engine(url: str, **kwargs) -> Engine:
     if url.startswith("sqlite"):
@@ -14,6 +16,9 @@ def make_engine(url: str, **kwargs) -> Engine:
         event.listen(engine, "begin", _sqlite_begin)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
+    # libpq waits forever for a server that accepts the connection but never answers; then so
+    # would every request and /readyz. Fail instead, and say the database is not there.
+    kwargs.setdefault("connect_args", {}).setdefault("connect_timeout", CONNECT_TIMEOUT_S)
     kwargs.setdefault("pool_size", 10)
     return create_engine(url, **kwargs)
 
