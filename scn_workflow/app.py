@@ -42,6 +42,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     from scn_workflow.web import health, pages
     app.register_blueprint(health.bp)
     app.register_blueprint(pages.bp)
+    from scn_workflow.api import init_api
+    init_api(app)
 
     from scn_workflow.cli import register
     register(app)

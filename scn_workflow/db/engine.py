@@ -1,6 +1,6 @@
 """Engines and sessions, built from configuration when asked for (never at import time)."""
 
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, event, make_url
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import sessionmaker
 
@@ -18,7 +18,8 @@ def make_engine(url: str, **kwargs) -> Engine:
     kwargs.setdefault("pool_pre_ping", True)
     # libpq waits forever for a server that accepts the connection but never answers; then so
     # would every request and /readyz. Fail instead, and say the database is not there.
-    kwargs.setdefault("connect_args", {}).setdefault("connect_timeout", CONNECT_TIMEOUT_S)
+    if "connect_timeout" not in make_url(url).query:
+        kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_S, **kwargs.get("connect_args", {})}
     kwargs.setdefault("pool_size", 10)
     return create_engine(url, **kwargs)
 

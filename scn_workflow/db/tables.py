@@ -233,3 +233,25 @@ attachments = sa.Table(
     sa.Column("uploaded_at", UTCDateTime(), nullable=False),
     sa.Index("ix_attachments_nomination", "nomination_id"),
 )
+
+api_tokens = sa.Table(
+    "api_tokens", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id"), nullable=False),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),  # sha256 of the bearer token
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("expires_at", UTCDateTime(), nullable=False),
+    sa.Column("revoked_at", UTCDateTime()),
+)
+
+idempotency_keys = sa.Table(
+    "idempotency_keys", metadata,
+    # A retried POST with the same key returns the first answer and creates nothing new.
+    sa.Column("username", sa.String(80), primary_key=True),
+    sa.Column("key", sa.String(200), primary_key=True),
+    sa.Column("request_hash", sa.String(64), nullable=False),
+    sa.Column("status", sa.Integer, nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("location", sa.String(500)),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+)

@@ -185,6 +185,14 @@ class Nomination:
             self.record("nomination.updated", actor, now, self.state, self.state, payload={"changes": payload})
         return changed
 
+    def add_attachment(self, kind: str, filename: str, content_hash: str, size: int, actor: str,
+                       now: datetime) -> None:
+        """Record an attachment added to the draft (the file itself is stored by the service)."""
+        self.version += 1
+        self.updated_at = now
+        self.record("nomination.updated", actor, now, self.state, self.state, payload={"attachment_added": {
+            "kind": kind, "filename": filename, "sha256": content_hash, "size": size}})
+
     def complete_checks(self, outcome: str, results: list[dict], now: datetime) -> None:
         """Record the outcome of the automated checks of the current submission."""
         self.checks_outcome = outcome

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import socket
+import threading
+import time
+
 import pytest
 import sqlalchemy as sa
 
 from scn_workflow.app import create_app
+from scn_workflow.db import engine as engine_module
 from scn_workflow.db import tables as t
 from scn_workflow.domain.model import SYSTEM
 from scn_workflow.services import checks, nominations
@@ -63,6 +68,27 @@ def test_readyz_names_an_unreachable_database(tmp_path):
     assert body["checks"]["database"].startswith("failed")
     assert body["checks"]["broker"] == "embedded"
     assert "127.0.0.1:1" not in response.get_data(as_text=True)  # no connection details leak out
+
+
+def test_readyz_does_not_hang_on_a_database_that_never_answers(tmp_path, monkeypatch):
+    """A server that accepts the connection and then says nothing (a hung PostgreSQL)."""
+    monkeypatch.setattr(engine_module, "CONNECT_TIMEOUT_S", 1)
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        app = _app(f"postgresql://postgres@127.0.0.1:{silent.getsockname()[1]}/x", tmp_path / "instance")
+        started = time.monotonic()
+        answers = []
+        probe = threading.Thread(target=lambda: answers.append(app.test_client().get("/readyz")), daemon=True)
+        probe.start()
+        probe.join(10)
+        took = time.monotonic() - started
+    probe.join(10)  # closing the socket ends a probe that hung
+    app.extensions["scn"].engine.dispose()
+    assert took < 10, "/readyz still had no answer after 10 s"
+    response = answers[0]
+    assert response.status_code == 503
+    assert response.get_json()["failed"] == ["database"]
 
 
 def _walk(svc, world, city, target):

@@ -1,0 +1,189 @@
+"""Nominations over HTTP: list, create, read, edit, transitions, audit trail, checks, attachments."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from flask import Response, json, request, send_file, url_for
+from flask_smorest import Blueprint
+
+from scn_workflow.api.auth import current_actor, etag, required_version
+from scn_workflow.api.docs import errors
+from scn_workflow.domain.errors import InvalidInput
+from scn_workflow.domain.model import Actor, Nomination
+from scn_workflow.schemas.api import AttachmentForm, AttachmentOut, CheckList, EventList, ListQuery, NominationPage
+from scn_workflow.schemas.nominations import NominationContent, NominationCreate, NominationOut, TransitionRequest
+from scn_workflow.services import attachments, idempotency, nominations
+from scn_workflow.web import svc
+
+blp = Blueprint("nominations", __name__, url_prefix="/api/v1/nominations", description="Nominations")
+SECURITY = [{"bearer": []}]
+EXAMPLE = {"city_name": "Banyuwangi", "csco_name": "Placeholder Officer", "csco_email": "csco@banyuwangi.example",
+           "vision": "A placeholder vision statement.", "focus_areas": ["civic_social"],
+           "projects": [{"title": "Placeholder project", "focus_area": "civic_social", "priority": True}]}
+
+
+def represent(nomination: Nomination, actor: Actor, files: list | None = None) -> Nomination:
+    """Ready the nomination for NominationOut: its files and what the caller may fire now."""
+    nomination.allowed = nominations.allowed_triggers(svc(), actor, nomination)
+    nomination.attachment_list = files if files is not None else attachments.listing(svc(), [nomination.id])[nomination.id]
+    return nomination
+
+
+def _one(nomination: Nomination, actor: Actor, status: int = 200, extra: dict | None = None):
+    headers = {"ETag": etag(nomination.version), "Content-Location": url_for("nominations.get_nomination",
+                                                                             nomination_id=nomination.id)}
+    headers.update(extra or {})
+    return represent(nomination, actor), status, headers
+
+
+@blp.get("")
+@blp.arguments(ListQuery, location="query", as_kwargs=True)
+@blp.response(200, NominationPage)
+@blp.doc(security=SECURITY)
+@errors(blp, 401, 422)
+def list_nominations(page, per_page, **filters):
+    """Nominations the caller may see: filter by state, member state, cycle; `q` searches city,
+    region and member state. Paginated, newest change first."""
+    actor = current_actor()
+    result = nominations.search(svc(), actor, page=page, per_page=per_page, **filters)
+    files = attachments.listing(svc(), [n.id for n in result.items])
+    last = max(1, -(-result.total // per_page))
+
+    def link(p):
+        return "/api/v1/nominations?" + urlencode({**filters, "page": p, "per_page": per_page})
+
+    return {"items": [represent(n, actor, files[n.id]) for n in result.items], "total": result.total,
+            "page": page, "per_page": per_page,
+            "links": {"self": link(page), "first": link(1), "last": link(last),
+                      "next": link(page + 1) if page < last else None, "prev": link(page - 1) if page > 1 else None}}
+
+
+@blp.post("")
+@blp.arguments(NominationCreate, example=EXAMPLE)
+@blp.response(201, NominationOut, headers={"ETag": {"schema": {"type": "string"}},
+                                           "Location": {"schema": {"type": "string"}}})
+@blp.doc(security=SECURITY, parameters=[{"in": "header", "name": "Idempotency-Key", "required": False,
+                                         "schema": {"type": "string", "maxLength": 200},
+                                         "description": "A retry with the same key returns the first answer"}])
+@errors(blp, 401, 403, 409, 413, 415, 422)
+def create_nomination(body):
+    """Draft a nomination for the caller's member state (submitters)."""
+    actor = current_actor()
+    key = request.headers.get("Idempotency-Key")
+    if key is not None:
+        if not 1 <= len(key) <= 200:
+            raise InvalidInput("The Idempotency-Key header is not valid.",
+                               {"Idempotency-Key": ["Must be 1 to 200 characters."]})
+        digest = idempotency.request_hash(request.get_json(silent=True))
+        stored = idempotency.reserve(svc(), actor.username, key, digest)
+        if stored is not None:
+            status, text, location = stored
+            return Response(text, status, mimetype="application/json", headers={
+                "Location": location, "ETag": etag(json.loads(text)["version"]), "Idempotent-Replayed": "true"})
+        try:
+            nomination = nominations.create(svc(), actor, body)
+        except Exception:
+            idempotency.release(svc(), actor.username, key)
+            raise
+    else:
+        nomination = nominations.create(svc(), actor, body)
+    location = url_for("nominations.get_nomination", nomination_id=nomination.id)
+    data = represent(nomination, actor, [])
+    if key is not None:
+        idempotency.complete(svc(), actor.username, key, 201, json.dumps(NominationOut().dump(data)), location)
+    return data, 201, {"Location": location, "ETag": etag(nomination.version)}
+
+
+@blp.get("/<int:nomination_id>")
+@blp.response(200, NominationOut, headers={"ETag": {"schema": {"type": "string"}}})
+@blp.alt_response(304, description="Not modified (If-None-Match)")
+@blp.doc(security=SECURITY)
+@errors(blp, 401, 404)
+def get_nomination(nomination_id):
+    """One nomination; its ETag is its version."""
+    actor = current_actor()
+    nomination = nominations.get(svc(), actor, nomination_id)
+    if request.headers.get("If-None-Match", "").strip() in (etag(nomination.version), f"W/{etag(nomination.version)}"):
+        return Response(status=304, headers={"ETag": etag(nomination.version)})
+    return _one(nomination, actor)
+
+
+@blp.patch("/<int:nomination_id>")
+@blp.arguments(NominationContent(partial=True), example={"vision": "A revised placeholder vision."})
+@blp.response(200, NominationOut, headers={"ETag": {"schema": {"type": "string"}}})
+@blp.doc(security=SECURITY, parameters=[{"in": "header", "name": "If-Match", "required": True,
+                                         "schema": {"type": "string"}, "description": "The ETag you based it on"}])
+@errors(blp, 401, 403, 404, 412, 413, 415, 422, 428)
+def patch_nomination(changes, nomination_id):
+    """Edit a drafted nomination (submitters of its member state), based on its current version."""
+    actor = current_actor()
+    version = required_version()
+    return _one(nominations.update(svc(), actor, nomination_id, version, changes), actor)
+
+
+@blp.post("/<int:nomination_id>/transitions")
+@blp.arguments(TransitionRequest, example={"trigger": "submit"})
+@blp.response(200, NominationOut, headers={"ETag": {"schema": {"type": "string"}}})
+@blp.doc(security=SECURITY, parameters=[{"in": "header", "name": "If-Match", "required": True,
+                                         "schema": {"type": "string"}, "description": "The ETag you based it on"}])
+@errors(blp, 401, 403, 404, 409, 412, 413, 415, 422, 428)
+def fire_transition(body, nomination_id):
+    """Fire a workflow trigger. 409: not from this state; 403: not yours to fire; 422: a rule
+    refused (each named); 412: stale version; 428: no If-Match."""
+    actor = current_actor()
+    version = required_version()
+    nomination = nominations.fire(svc(), actor, nomination_id, body["trigger"], version,
+                                  comment=body.get("comment"), assessment=body.get("assessment"))
+    return _one(nomination, actor)
+
+
+@blp.get("/<int:nomination_id>/events")
+@blp.response(200, EventList)
+@blp.doc(security=SECURITY)
+@errors(blp, 401, 404)
+def list_events(nomination_id):
+    """The audit trail, oldest first, each event with its hash and the hash before it."""
+    return {"items": nominations.events(svc(), current_actor(), nomination_id)}
+
+
+@blp.get("/<int:nomination_id>/checks")
+@blp.response(200, CheckList)
+@blp.doc(security=SECURITY)
+@errors(blp, 401, 404)
+def list_checks(nomination_id):
+    """The automated checks of the latest submission."""
+    return {"items": nominations.checks(svc(), current_actor(), nomination_id)}
+
+
+@blp.post("/<int:nomination_id>/attachments")
+@blp.arguments(AttachmentForm, location="form")
+@blp.response(201, AttachmentOut)
+@blp.doc(security=SECURITY, requestBody={"content": {"multipart/form-data": {"schema": {
+    "type": "object", "required": ["file", "kind"],
+    "properties": {"file": {"type": "string", "format": "binary"},
+                   "kind": {"type": "string", "enum": ["action_plan", "supporting_document"]}}}}}})
+@errors(blp, 401, 403, 404, 412, 413, 415, 422)
+def add_attachment(form, nomination_id):
+    """Attach a PDF (checked by content) to a drafted nomination."""
+    actor = current_actor()
+    if request.mimetype != "multipart/form-data":
+        from werkzeug.exceptions import UnsupportedMediaType
+        raise UnsupportedMediaType("Upload the file as multipart/form-data with fields file and kind.")
+    upload = request.files.get("file")
+    if upload is None:
+        raise InvalidInput("The attachment is not valid.", {"file": ["Missing file."]})
+    version = None
+    if request.headers.get("If-Match"):
+        version = required_version()
+    return attachments.add(svc(), actor, nomination_id, form["kind"], upload.filename or "", upload.read(), version)
+
+
+@blp.get("/<int:nomination_id>/attachments/<int:attachment_id>")
+@blp.response(200, description="The PDF file", content_type="application/pdf")
+@blp.doc(security=SECURITY)
+@errors(blp, 401, 404)
+def get_attachment(nomination_id, attachment_id):
+    """Download an attachment (only for those who may see the nomination)."""
+    path, meta = attachments.open_file(svc(), current_actor(), nomination_id, attachment_id)
+    return send_file(path, mimetype="application/pdf", download_name=meta["filename"], as_attachment=True)

@@ -1,0 +1,78 @@
+"""What admins manage: cycles and their limits, per-state overrides, lead agencies."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from scn_workflow.domain.errors import Conflict, Forbidden, InvalidInput, NotFound, Violation
+from scn_workflow.domain.model import Actor, Cycle, LimitOverride, MemberState, Role
+from scn_workflow.services import Services
+
+LEAD_AGENCY_FIELDS = ("lead_agency_name", "lead_agency_email", "lead_agency_webhook_url",
+                      "lead_agency_webhook_secret")
+
+
+def require_admin(actor: Actor) -> None:
+    if actor.role is not Role.ADMIN:
+        raise Forbidden("Only an admin may do this.", [Violation("admin", "Only an admin may do this.")])
+
+
+def member_states(svc: Services) -> list[MemberState]:
+    with svc.uow() as uow:
+        return list(uow.session.scalars(sa.select(MemberState).order_by(MemberState.code)))
+
+
+def cycles(svc: Services) -> list[tuple[Cycle, list[LimitOverride]]]:
+    with svc.uow() as uow:
+        found = list(uow.session.scalars(sa.select(Cycle).order_by(Cycle.opens_at, Cycle.code)))
+        overrides = list(uow.session.scalars(sa.select(LimitOverride)))
+    return [(c, [o for o in overrides if o.cycle_code == c.code]) for c in found]
+
+
+def create_cycle(svc: Services, actor: Actor, data: dict) -> Cycle:
+    require_admin(actor)
+    if data["closes_at"] <= data["opens_at"]:
+        raise InvalidInput("The cycle is not valid.", {"closes_at": ["Must be after opens_at."]})
+    with svc.uow() as uow:
+        if uow.session.get(Cycle, data["code"]) is not None:
+            raise Conflict(f"A cycle {data['code']!r} already exists.")
+        cycle = Cycle(**data)
+        uow.session.add(cycle)
+        uow.commit()
+        return cycle
+
+
+def set_override(svc: Services, actor: Actor, cycle_code: str, member_state: str, limit: int,
+                 reason: str) -> LimitOverride:
+    """Set (or change) one member state's limit in one cycle, with the reason on record."""
+    require_admin(actor)
+    with svc.uow() as uow:
+        if uow.session.get(Cycle, cycle_code) is None:
+            raise NotFound(f"No cycle {cycle_code!r}.")
+        if uow.session.get(MemberState, member_state) is None:
+            raise NotFound(f"No member state {member_state!r}.")
+        override = uow.session.get(LimitOverride, (cycle_code, member_state))
+        if override is None:
+            override = LimitOverride(cycle_code=cycle_code, member_state=member_state, limit=limit, reason=reason,
+                                     set_by=actor.username, set_at=svc.clock())
+            uow.session.add(override)
+        else:
+            override.limit, override.reason = limit, reason
+            override.set_by, override.set_at = actor.username, svc.clock()
+        uow.commit()
+        return override
+
+
+def update_member_state(svc: Services, actor: Actor, code: str, changes: dict) -> MemberState:
+    """Set a member state's lead agency and its contacts."""
+    require_admin(actor)
+    with svc.uow() as uow:
+        state = uow.session.get(MemberState, code)
+        if state is None:
+            raise NotFound(f"No member state {code!r}.")
+        for name, value in changes.items():
+            if name not in LEAD_AGENCY_FIELDS:
+                raise InvalidInput("The change is not valid.", {name: ["Unknown field."]})
+            setattr(state, name, value)
+        uow.commit()
+        return state

@@ -1,0 +1,54 @@
+"""API bearer tokens: issued for a correct password, stored hashed, expiring, revocable."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import timedelta
+
+import sqlalchemy as sa
+
+from scn_workflow.db import tables as t
+from scn_workflow.domain.model import Actor, Role
+from scn_workflow.services import Services, users
+
+TOKEN_LIFETIME = timedelta(hours=12)
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def issue(svc: Services, username: str, password: str) -> tuple[str, object] | None:
+    """A new token and its expiry for a correct username and password; None otherwise."""
+    actor = users.authenticate(svc, username, password)
+    if actor is None:
+        return None
+    token = secrets.token_urlsafe(32)
+    now = svc.clock()
+    with svc.uow() as uow:
+        user_id = uow.session.scalar(sa.select(t.users.c.id).where(t.users.c.username == username))
+        uow.session.execute(sa.insert(t.api_tokens).values(user_id=user_id, token_hash=_digest(token),
+                                                           created_at=now, expires_at=now + TOKEN_LIFETIME))
+        uow.commit()
+    return token, now + TOKEN_LIFETIME
+
+
+def resolve(svc: Services, token: str) -> Actor | None:
+    """The actor a live token stands for, else None."""
+    u, k = t.users.c, t.api_tokens.c
+    with svc.uow() as uow:
+        row = uow.session.execute(
+            sa.select(u.username, u.role, u.member_state).join(t.api_tokens, k.user_id == u.id).where(
+                k.token_hash == _digest(token), k.revoked_at.is_(None), k.expires_at > svc.clock(),
+                u.active.is_(True))).one_or_none()
+    return Actor(row.username, Role(row.role), row.member_state) if row else None
+
+
+def revoke(svc: Services, token: str) -> bool:
+    with svc.uow() as uow:
+        done = uow.session.execute(sa.update(t.api_tokens).where(
+            t.api_tokens.c.token_hash == _digest(token), t.api_tokens.c.revoked_at.is_(None))
+            .values(revoked_at=svc.clock())).rowcount
+        uow.commit()
+    return bool(done)
