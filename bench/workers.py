@@ -385,7 +385,9 @@ def latency(svc, world, sink: TimedSink, env: dict, workdir: Path, rate: float, 
                 got = sum(min(len(sink.mails(e)), k) for e, k in expected.items())
                 raise SystemExit(f"only {got} of {sum(expected.values())} mails arrived; worker log:\n"
                                  f"{worker.log()[-3000:]}")
-            wait_for(lambda: _incomplete(svc) == 0, 60, interval=0.2, what="every reaction to be recorded")
+            pool_ids = [n.id for n in pool]
+            wait_for(lambda: _incomplete(svc, pool_ids) == 0, 60, interval=0.2,
+                     what="every reaction to be recorded")
             checks_runtimes = worker.task_runtimes("scn.checks")
             notify_runtimes = worker.task_runtimes("scn.notifications")
     finally:
@@ -410,10 +412,11 @@ def latency(svc, world, sink: TimedSink, env: dict, workdir: Path, rate: float, 
             "worker_log": str(worker.log_path)}
 
 
-def _incomplete(svc) -> int:
+def _incomplete(svc, nomination_ids: list[int]) -> int:
+    """Outbox rows of these nominations (ours and the worker's checks.completed) not complete."""
     with svc.engine.connect() as connection:
         return connection.scalar(sa.select(sa.func.count()).select_from(t.outbox).where(
-            t.outbox.c.published_at.is_not(None), t.outbox.c.completed_at.is_(None)))
+            t.outbox.c.nomination_id.in_(nomination_ids), t.outbox.c.completed_at.is_(None)))
 
 
 # --- profile --------------------------------------------------------------------------------

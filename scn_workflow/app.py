@@ -39,9 +39,8 @@ def create_app(test_config: dict | None = None) -> Flask:
         if settings.embedded_autostart:
             app.before_request(worker.start)
 
-    from scn_workflow.web import health, pages
-    app.register_blueprint(health.bp)
-    app.register_blueprint(pages.bp)
+    from scn_workflow.web import install_pages
+    install_pages(app, production=settings.env == "production")
     from scn_workflow.api import init_api
     init_api(app)
 

@@ -10,7 +10,7 @@ from flask import Flask, request, send_from_directory
 from flask_smorest import Api
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge, UnsupportedMediaType
 
-from scn_workflow.api.problems import from_domain, from_http, problem
+from scn_workflow.api.problems import ProblemSchema, from_domain, from_http, problem
 from scn_workflow.domain.errors import DomainError
 
 log = logging.getLogger(__name__)
@@ -22,8 +22,18 @@ SWAGGER_ASSETS = os.path.join(os.path.dirname(swagger_ui_bundle.__file__), "vend
 class ProblemApi(Api):
     """flask-smorest's Api, answering every HTTP error as application/problem+json."""
 
+    ERROR_SCHEMA = ProblemSchema
+
     def handle_http_exception(self, error):
         return from_http(error)
+
+    def _register_responses(self):
+        # The documented default (and per-status) error responses are problem+json, as answered.
+        self.DEFAULT_RESPONSE_CONTENT_TYPE = "application/problem+json"
+        try:
+            super()._register_responses()
+        finally:
+            del self.DEFAULT_RESPONSE_CONTENT_TYPE
 
 
 def _is_api() -> bool:
@@ -78,6 +88,8 @@ def init_api(app: Flask) -> ProblemApi:
     def http_error(err):
         if _is_api():
             return from_http(err)
+        if err.code and err.code >= 400 and "scn_html_error" in app.extensions:
+            return app.extensions["scn_html_error"](err)
         return err
 
     @app.errorhandler(Exception)

@@ -17,7 +17,7 @@ _attempts = RateLimiter(limit=10, window_s=60)
 @blp.post("")
 @blp.arguments(TokenRequest, example={"username": "submitter-id", "password": "demo-password"})
 @blp.response(201, TokenOut)
-@errors(blp, 401, 422, 429)
+@errors(blp, 401, 413, 415, 422, 429)
 def create_token(body):
     """Exchange a username and password for a bearer token (12 hours).
 

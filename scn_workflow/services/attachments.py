@@ -11,7 +11,7 @@ from scn_workflow.db import tables as t
 from scn_workflow.domain.errors import Forbidden, InvalidInput, NotFound, RuleViolation, Violation
 from scn_workflow.domain.model import Actor, Role
 from scn_workflow.services import Services
-from scn_workflow.services.nominations import _expect_version, _load
+from scn_workflow.services.nominations import _expect_version, _load, valid_id
 
 KINDS = ("action_plan", "supporting_document")
 MAX_BYTES = 8 * 1024 * 1024
@@ -84,7 +84,8 @@ def open_file(svc: Services, actor: Actor, nomination_id: int, attachment_id: in
     with svc.uow() as uow:
         _load(uow, actor, nomination_id)
         row = uow.session.execute(sa.select(t.attachments).where(
-            t.attachments.c.id == attachment_id, t.attachments.c.nomination_id == nomination_id)).one_or_none()
+            t.attachments.c.id == attachment_id, t.attachments.c.nomination_id == nomination_id)).one_or_none() \
+            if valid_id(attachment_id) else None
     if row is None:
         raise NotFound(f"No attachment {attachment_id} on nomination {nomination_id}.")
     return os.path.join(_folder(svc), row.content_hash), {"filename": row.filename, "size": row.size}

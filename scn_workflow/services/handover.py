@@ -13,6 +13,7 @@ from scn_workflow.domain.errors import DomainError
 from scn_workflow.domain.model import SYSTEM, MemberState, Nomination
 from scn_workflow.services import Services, mailer, nominations
 from scn_workflow.services.effects import already_done, record_effect
+from scn_workflow.services.notifications import lock_effect
 from scn_workflow.services.relay import mark_done
 from scn_workflow.services.webhooks import DeliveryFailed, _json, post
 
@@ -34,16 +35,15 @@ def package(uow, nomination: Nomination) -> dict:
                             for row in events]}
 
 
-def _record_delivery(svc, nomination_id, event_id, channel, target, status, detail):
-    with svc.uow() as uow:
-        attempts = uow.session.scalar(sa.select(sa.func.count()).select_from(t.deliveries).where(
-            t.deliveries.c.event_id == event_id, t.deliveries.c.channel == channel)) + 1
-        uow.session.execute(sa.insert(t.deliveries).values(
-            nomination_id=nomination_id, event_id=event_id, channel=channel, target=target, status=status,
-            attempts=attempts, detail=detail[:2000], created_at=svc.clock()))
-        if status == "accepted":
-            record_effect(uow, event_id, f"handover:{channel}", svc.clock(), target)
-        uow.commit()
+def _record_delivery(uow, svc, nomination_id, event_id, channel, target, status, detail):
+    """Record one delivery attempt (and, when accepted, its effect) in the caller's transaction."""
+    attempts = uow.session.scalar(sa.select(sa.func.count()).select_from(t.deliveries).where(
+        t.deliveries.c.event_id == event_id, t.deliveries.c.channel == channel)) + 1
+    uow.session.execute(sa.insert(t.deliveries).values(
+        nomination_id=nomination_id, event_id=event_id, channel=channel, target=target, status=status,
+        attempts=attempts, detail=detail[:2000], created_at=svc.clock()))
+    if status == "accepted":
+        record_effect(uow, event_id, f"handover:{channel}", svc.clock(), target)
 
 
 def deliver(svc: Services, event_id: str) -> str:
@@ -64,19 +64,24 @@ def deliver(svc: Services, event_id: str) -> str:
         if not channels:
             raise DeliveryFailed(f"No lead agency webhook or email is set for member state {nomination.member_state}.")
         for channel in channels:
-            with svc.uow() as uow:
-                if already_done(uow, event_id, f"handover:{channel}"):
-                    continue  # delivered by an earlier attempt; the receiver dedupes on Idempotency-Key
             target = agency.lead_agency_webhook_url if channel == "webhook" else agency.lead_agency_email
-            try:
-                if channel == "webhook":
-                    detail = f"answered {post(target, agency.lead_agency_webhook_secret or '', 'nomination.accepted', event_id, body)}"
-                else:
-                    detail = mailer.send(svc.settings, _package_mail(svc, nomination, agency, event_id, body))
-            except (DeliveryFailed, OSError) as exc:
-                _record_delivery(svc, nomination.id, event_id, channel, target, "failed", str(exc))
-                raise DeliveryFailed(str(exc)) from None
-            _record_delivery(svc, nomination.id, event_id, channel, target, "accepted", detail)
+            with svc.uow() as uow:
+                # Held until the attempt is recorded: a redelivery running at the same time (the
+                # sweep re-publishes slow work) waits here, then finds the delivery done.
+                lock_effect(uow, event_id, f"handover:{channel}")
+                if already_done(uow, event_id, f"handover:{channel}"):
+                    continue  # delivered by an earlier attempt
+                try:
+                    if channel == "webhook":
+                        detail = f"answered {post(target, agency.lead_agency_webhook_secret or '', 'nomination.accepted', event_id, body)}"
+                    else:
+                        detail = mailer.send(svc.settings, _package_mail(svc, nomination, agency, event_id, body))
+                except (DeliveryFailed, OSError) as exc:
+                    _record_delivery(uow, svc, nomination.id, event_id, channel, target, "failed", str(exc))
+                    uow.commit()
+                    raise DeliveryFailed(str(exc)) from None
+                _record_delivery(uow, svc, nomination.id, event_id, channel, target, "accepted", detail)
+                uow.commit()
         current = nominations.get(svc, SYSTEM, nomination.id)
         if current.state == "accepted":
             try:

@@ -26,8 +26,15 @@ def can_see(actor: Actor, nomination: Nomination) -> bool:
     return actor.role in (Role.OPERATOR, Role.ADMIN, Role.SYSTEM)
 
 
+MAX_ID = 2**31 - 1  # ids are INTEGER columns: a larger number names nothing (and SQLite cannot bind it)
+
+
+def valid_id(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_ID
+
+
 def _load(uow: UnitOfWork, actor: Actor, nomination_id, *, for_update: bool = False) -> Nomination:
-    nomination = uow.session.get(Nomination, nomination_id) if isinstance(nomination_id, int) else None
+    nomination = uow.session.get(Nomination, nomination_id) if valid_id(nomination_id) else None
     if nomination is None or not can_see(actor, nomination):
         raise NotFound(f"No nomination {nomination_id} that you may see.")
     return nomination
@@ -215,8 +222,10 @@ class Page:
 
 
 def search(svc: Services, actor: Actor | None, *, state: str | None = None, member_state: str | None = None,
-           cycle: str | None = None, q: str | None = None, page: int = 1, per_page: int = 20) -> Page:
-    """Nominations the actor may see (no actor: the public register), filtered, newest first."""
+           cycle: str | None = None, q: str | None = None, page: int = 1, per_page: int = 20,
+           checks_done: bool = False, oldest_first: bool = False) -> Page:
+    """Nominations the actor may see (no actor: the public register), filtered, newest change first
+    (or longest waiting first); `checks_done` keeps submitted ones only once their checks finished."""
     n = t.nominations.c
     where = []
     role = actor.role if actor else None
@@ -232,6 +241,8 @@ def search(svc: Services, actor: Actor | None, *, state: str | None = None, memb
         where.append(n.member_state == member_state)
     if cycle:
         where.append(n.cycle == cycle)
+    if checks_done:
+        where.append(sa.or_(n.state != "submitted", n.checks_outcome.in_(("passed", "warning", "failed"))))
     if q:
         like = "%" + q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         ms_names = sa.select(t.member_states.c.code).where(sa.func.lower(t.member_states.c.name).like(like, escape="\\"))
@@ -241,7 +252,36 @@ def search(svc: Services, actor: Actor | None, *, state: str | None = None, memb
                             n.member_state.in_(ms_names)))
     with svc.uow() as uow:
         total = uow.session.scalar(sa.select(sa.func.count()).select_from(t.nominations).where(*where))
-        items = uow.session.scalars(sa.select(Nomination).where(*where)
-                                    .order_by(n.updated_at.desc(), n.id.desc())
+        order = (n.updated_at.asc(), n.id.asc()) if oldest_first else (n.updated_at.desc(), n.id.desc())
+        items = uow.session.scalars(sa.select(Nomination).where(*where).order_by(*order)
                                     .offset((page - 1) * per_page).limit(per_page)).all()
         return Page(list(items), total, page, per_page)
+
+
+def count_by_state(svc: Services) -> dict[str, int]:
+    """How many nominations are in each state (all member states)."""
+    with svc.uow() as uow:
+        rows = uow.session.execute(sa.select(t.nominations.c.state, sa.func.count()).group_by(t.nominations.c.state))
+        return {state: count for state, count in rows}
+
+
+@dataclass(frozen=True)
+class Usage:
+    cycle: Cycle
+    limit: int
+    used: int
+    override_reason: str | None
+
+
+def usage(svc: Services, member_state: str) -> list[Usage]:
+    """For each cycle: the member state's limit and how many active nominations use it."""
+    with svc.uow() as uow:
+        cycles = list(uow.session.scalars(sa.select(Cycle).order_by(Cycle.opens_at.desc())))
+        overrides = {o.cycle_code: o for o in uow.session.scalars(
+            sa.select(LimitOverride).where(LimitOverride.member_state == member_state))}
+        used = dict(uow.session.execute(
+            sa.select(t.nominations.c.cycle, sa.func.count()).where(
+                t.nominations.c.member_state == member_state, t.nominations.c.state.in_(ACTIVE_STATES))
+            .group_by(t.nominations.c.cycle)).all())
+    return [Usage(c, overrides[c.code].limit if c.code in overrides else c.limit_per_state, used.get(c.code, 0),
+                  overrides[c.code].reason if c.code in overrides else None) for c in cycles]

@@ -59,3 +59,8 @@ def authenticate(svc: Services, username: str, password: str) -> Actor | None:
             check_password_hash(_DUMMY_HASH, password or "")
             return None
         return Actor.of(user) if check_password_hash(user.password_hash, password or "") else None
+
+
+def list_users(svc: Services) -> list[User]:
+    with svc.uow() as uow:
+        return list(uow.session.scalars(sa.select(User).order_by(User.role, User.username)))

@@ -1,0 +1,120 @@
+"""Admin pages: users and roles, cycles and their limits, per-state overrides, lead agencies."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from marshmallow import ValidationError
+
+from scn_workflow.domain.errors import DomainError, InvalidInput
+from scn_workflow.domain.model import Role
+from scn_workflow.schemas.api import CycleCreate, MemberStatePatch, OverrideRequest, UserCreate
+from scn_workflow.services import admin, users
+from scn_workflow.web import svc
+from scn_workflow.web.session import current_user, login_required
+
+bp = Blueprint("admin_pages", __name__, url_prefix="/admin")
+
+
+def _load(schema, data):
+    try:
+        return schema.load(data), {}
+    except ValidationError as err:
+        return None, err.messages
+
+
+@bp.route("/users", methods=["GET", "POST"])
+@login_required(Role.ADMIN)
+def user_list():
+    raw, errors, status = {}, {}, 200
+    if request.method == "POST":
+        raw = {k: request.form.get(k, "").strip() for k in ("username", "password", "email", "role", "member_state")}
+        data, errors = _load(UserCreate(), {**raw, "member_state": raw["member_state"] or None})
+        if data is not None:
+            try:
+                user = users.create_user(svc(), **data)
+                flash(f"User {user.username} ({user.role.value}) created.")
+                return redirect(url_for("admin_pages.user_list"))
+            except InvalidInput as err:
+                errors = err.fields
+            except DomainError as err:
+                errors = {"username": [err.detail]}
+        status = 422
+    return render_template("admin/users.html", users=users.list_users(svc()), raw=raw, errors=errors,
+                           member_states=admin.member_states(svc()), roles=["submitter", "reviewer", "operator",
+                                                                            "admin"]), status
+
+
+def _date(value: str):
+    try:
+        return datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=timezone.utc).isoformat()
+    except ValueError:
+        return value
+
+
+@bp.route("/cycles", methods=["GET", "POST"])
+@login_required(Role.ADMIN)
+def cycle_list():
+    raw, errors, status = {}, {}, 200
+    if request.method == "POST":
+        raw = {k: request.form.get(k, "").strip() for k in ("code", "name", "opens_at", "closes_at", "limit_per_state")}
+        raw["requires_action_plan"] = request.form.get("requires_action_plan") == "on"
+        limit = raw["limit_per_state"]
+        data, errors = _load(CycleCreate(), {**raw, "opens_at": _date(raw["opens_at"]),
+                                             "closes_at": _date(raw["closes_at"]),
+                                             "limit_per_state": int(limit) if limit.isdigit() else limit})
+        if data is not None:
+            try:
+                admin.create_cycle(svc(), current_user(), data)
+                flash(f"Cycle {data['code']} created.")
+                return redirect(url_for("admin_pages.cycle_list"))
+            except InvalidInput as err:
+                errors = err.fields
+            except DomainError as err:
+                errors = {"code": [err.detail]}
+        status = 422
+    return render_template("admin/cycles.html", cycles=admin.cycles(svc()), raw=raw, errors=errors,
+                           member_states=admin.member_states(svc())), status
+
+
+@bp.post("/cycles/<code>/overrides")
+@login_required(Role.ADMIN)
+def set_override(code):
+    limit = request.form.get("limit", "").strip()
+    data, errors = _load(OverrideRequest(), {"limit": int(limit) if limit.isdigit() else limit,
+                                             "reason": request.form.get("reason", "").strip()})
+    if data is None:
+        flash("Override not saved: " + "; ".join(f"{k}: {' '.join(v)}" for k, v in errors.items()), "error")
+    else:
+        try:
+            admin.set_override(svc(), current_user(), code, request.form.get("member_state", ""), data["limit"],
+                               data["reason"])
+            flash(f"Limit of {request.form.get('member_state')} in {code} set to {data['limit']}.")
+        except DomainError as err:
+            flash(err.detail, "error")
+    return redirect(url_for("admin_pages.cycle_list"))
+
+
+@bp.route("/member-states", methods=["GET", "POST"])
+@login_required(Role.ADMIN)
+def member_state_list():
+    errors, status = {}, 200
+    if request.method == "POST":
+        code = request.form.get("code", "")
+        raw = {k: request.form.get(k, "").strip() or None for k in ("lead_agency_name", "lead_agency_email",
+                                                                     "lead_agency_webhook_url")}
+        secret = request.form.get("lead_agency_webhook_secret", "").strip()
+        if secret:
+            raw["lead_agency_webhook_secret"] = secret
+        data, field_errors = _load(MemberStatePatch(), raw)
+        if data is not None:
+            try:
+                admin.update_member_state(svc(), current_user(), code, data)
+                flash(f"Lead agency of {code} saved.")
+                return redirect(url_for("admin_pages.member_state_list"))
+            except DomainError as err:
+                field_errors = {"code": [err.detail]}
+        errors = {code: field_errors}
+        status = 422
+    return render_template("admin/member_states.html", member_states=admin.member_states(svc()), errors=errors), status

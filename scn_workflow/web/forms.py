@@ -1,0 +1,65 @@
+"""Turning HTML form posts into the use cases' input, keeping everything the user typed."""
+
+from __future__ import annotations
+
+from marshmallow import ValidationError
+from werkzeug.datastructures import MultiDict
+
+from scn_workflow.schemas.nominations import AssessmentSchema, NominationContent, NominationCreate
+
+MAX_PROJECTS = 50
+
+
+def nomination_input(form: MultiDict) -> dict:
+    """The raw values of the nomination form, projects included, exactly as typed."""
+    data = {name: form.get(name, "") for name in ("city_name", "region", "population", "csco_name", "csco_email",
+                                                  "vision")}
+    data["focus_areas"] = form.getlist("focus_areas")
+    projects = []
+    for i in range(MAX_PROJECTS):
+        prefix = f"project-{i}-"
+        if prefix + "title" not in form:
+            continue
+        projects.append({"title": form.get(prefix + "title", ""), "focus_area": form.get(prefix + "focus_area", ""),
+                         "description": form.get(prefix + "description", ""),
+                         "priority": form.get(prefix + "priority") == "on"})
+    data["projects"] = projects
+    action = form.get("action", "save")
+    if action == "add_project" and len(projects) < MAX_PROJECTS:
+        projects.append({"title": "", "focus_area": "", "description": "", "priority": False})
+    elif action.startswith("remove_project:"):
+        index = action.split(":", 1)[1]
+        if index.isdigit() and int(index) < len(projects):
+            projects.pop(int(index))
+    return data
+
+
+def validate_nomination(raw: dict, *, creating: bool) -> tuple[dict | None, dict]:
+    """(clean data, {}) or (None, errors by field); blank optional fields become None."""
+    data = dict(raw)
+    for name in ("region", "csco_name", "csco_email", "vision"):
+        data[name] = data[name].strip() or None
+    data["city_name"] = data["city_name"].strip()
+    population = data["population"].strip().replace(",", "").replace("_", "")
+    data["population"] = None if not population else int(population) if population.isdigit() else population
+    data["projects"] = [p for p in data["projects"] if any((p["title"], p["description"]))]
+    schema = NominationCreate() if creating else NominationContent()
+    try:
+        return schema.load(data), {}
+    except ValidationError as err:
+        return None, err.messages
+
+
+def assessment_input(form: MultiDict, focus_areas: list[str]) -> dict:
+    scores = {}
+    for area in focus_areas:
+        value = form.get(f"score-{area}", "")
+        scores[area] = int(value) if value.isdigit() else value
+    return {"scores": scores, "recommendation": form.get("recommendation", ""), "summary": form.get("summary", "")}
+
+
+def validate_assessment(raw: dict) -> tuple[dict | None, dict]:
+    try:
+        return AssessmentSchema().load(raw), {}
+    except ValidationError as err:
+        return None, err.messages

@@ -1,0 +1,100 @@
+"""Signing in for the HTML side: session cookies, CSRF tokens on every form, rate-limited sign-in."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from functools import wraps
+
+from flask import Blueprint, abort, flash, g, redirect, render_template, request, session, url_for
+
+from scn_workflow.api.auth import RateLimiter, TooManyRequests
+from scn_workflow.domain.model import Actor, Role
+from scn_workflow.services import users
+from scn_workflow.web import svc
+
+bp = Blueprint("session", __name__)
+_attempts = RateLimiter(limit=10, window_s=60)
+
+
+def csrf_token() -> str:
+    if "csrf" not in session:
+        session["csrf"] = secrets.token_urlsafe(32)
+    return session["csrf"]
+
+
+def check_csrf() -> None:
+    """Every HTML form POST carries the session's CSRF token (the API uses bearer tokens instead)."""
+    if request.method != "POST" or request.path.startswith("/api/"):
+        return
+    sent = request.form.get("csrf_token", "")
+    if not sent or not hmac.compare_digest(sent, session.get("csrf", "")):
+        abort(400, "The form expired or did not come from this site (missing CSRF token); reload the page and "
+                   "try again.")
+
+
+def current_user() -> Actor | None:
+    """The signed-in user, re-read each request so a deactivated account stops at once."""
+    if "user" not in g:
+        g.user = None
+        username = session.get("username")
+        if username:
+            try:
+                g.user = users.get_actor(svc(), username)
+            except Exception:  # noqa: BLE001 - a removed user is simply signed out
+                session.clear()
+    return g.user
+
+
+def login_required(*roles: Role):
+    """View decorator: signed in (else to the sign-in page), and one of `roles` when given (else 403)."""
+
+    def decorate(view):
+        @wraps(view)
+        def wrapped(*args, **kwargs):
+            user = current_user()
+            if user is None:
+                return redirect(url_for("session.login", next=request.full_path))
+            if roles and user.role not in roles:
+                abort(403, f"This page is for {', '.join(r.value for r in roles)} accounts.")
+            return view(*args, **kwargs)
+
+        return wrapped
+
+    return decorate
+
+
+def _safe_next(target: str | None) -> str:
+    if target and target.startswith("/") and not target.startswith("//"):
+        return target
+    return url_for("ui.home")
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    error = None
+    username = ""
+    if request.method == "POST":
+        username = request.form.get("username", "").strip()[:80]
+        try:
+            _attempts.hit(f"{request.remote_addr}|{username}")
+        except TooManyRequests:
+            return render_template("login.html", error="Too many sign-in attempts; wait a minute and try again.",
+                                   username=username), 429
+        actor = users.authenticate(svc(), username, request.form.get("password", ""))
+        if actor is None:
+            error = "The username or password is wrong."
+        else:
+            session.clear()
+            session["username"] = actor.username
+            csrf_token()
+            flash(f"Signed in as {actor.username}.")
+            return redirect(_safe_next(request.args.get("next")))
+    return render_template("login.html", error=error, username=username), 200 if error is None else 401
+
+
+@bp.post("/logout")
+def logout():
+    session.clear()
+    flash("Signed out.")
+    return redirect(url_for("pages.index"))
