@@ -8,6 +8,8 @@ UPDATE, the hash-chained event row, the outbox row and the commit. The baseline 
 `UPDATE nominations SET version = version + 1 WHERE id = :id` committed on its own through the
 same engine (so it pays the same BEGIN IMMEDIATE, pool checkout and commit). The two are
 interleaved one for one, so drift (WAL checkpoints, autovacuum, a busy machine) hits both alike.
+`Services` is built without the app, so no after-commit relay runs: only the transaction is
+timed. Transitions per second is one thread's: the count over the time spent in transitions.
 
 Each of the N nominations goes submit (as its submitter) then return_for_revision (as a
 reviewer, with a comment), ROUNDS times: 2 * N * ROUNDS timed transitions per database. Only

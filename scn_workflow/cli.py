@@ -278,7 +278,7 @@ def failures_retry(failure_id, as_user):
         publish = _publisher()
         if publish is None:
             worker = current_app.extensions["scn_embedded_worker"]
-            failures.retry(_svc(), failure_id, actor, lambda q, e: worker._perform(q, e))
+            failures.retry(_svc(), failure_id, actor, lambda q, e, **_: worker.perform(q, e))
         else:
             failures.retry(_svc(), failure_id, actor, publish)
     except DomainError as err:
@@ -322,6 +322,8 @@ def webhooks_add(url, secret, events, as_user):
 @click.option("--port", default=5000, show_default=True, type=int)
 def serve(host, port):
     """Serve the app (development server; use gunicorn web:app in production)."""
+    from scn_workflow import logs
+    logs.configure()
     worker = current_app.extensions.get("scn_embedded_worker")
     if worker is not None:
         worker.start()
@@ -331,8 +333,45 @@ def serve(host, port):
     run_simple(host, port, current_app._get_current_object(), threaded=True, use_reloader=False)
 
 
+ops_cli = AppGroup("ops", help="Operations: queues, workers, failures, outbox.")
+
+
+@ops_cli.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print the whole report as JSON.")
+def ops_status(as_json):
+    """Print queues, workers, failures and backlog; exit 1 when something is wrong (for cron and monitoring)."""
+    from scn_workflow.api.ops import _plain
+    from scn_workflow.services import ops
+    result = ops.status(_svc(), current_app.extensions["celery"])
+    report = result.report
+    if as_json:
+        click.echo(json.dumps({"ok": result.ok, "problems": result.problems, "report": _plain(report)}, indent=2))
+    else:
+        q = report["queues"]
+        click.echo(f"broker: {q['broker']} ({'reachable' if q['reachable'] else 'UNREACHABLE'})")
+        click.echo(f"{'queue':<16}{'depth':>8}{'oldest (s)':>12}")
+        for row in q["queues"]:
+            depth = "?" if row["depth"] is None else row["depth"]
+            age = "-" if row["oldest_age_s"] is None else f"{row['oldest_age_s']:.1f}"
+            click.echo(f"{row['name']:<16}{depth:>8}{age:>12}")
+        for w in report["workers"]:
+            click.echo(f"worker {w['hostname']}: {'online' if w['online'] else 'SILENT'} "
+                       f"({w['silent_s']} s ago), queues {','.join(w['queues'])}, running {','.join(w['running']) or '-'}")
+        o = report["outbox"]
+        click.echo(f"outbox: {o['unpublished']} unpublished (oldest {o['oldest_unpublished_age_s']} s), "
+                   f"{o['incomplete']} incomplete")
+        click.echo(f"failures waiting: {report['failures']}")
+        click.echo("nominations: " + ", ".join(f"{k} {v}" for k, v in sorted(report["nominations"].items())))
+        click.echo(f"waiting too long: {len(report['waiting'])}")
+        for problem in result.problems:
+            click.echo(f"PROBLEM: {problem}")
+        click.echo("status: OK" if result.ok else f"status: {len(result.problems)} problem(s)")
+    if not result.ok:
+        sys.exit(1)
+
+
 COMMANDS = (db_cli, seed_cmd, users_cli, audit_cli, nominations_cli, checks_cli, outbox_cli, failures_cli,
-            webhooks_cli, serve)
+            webhooks_cli, ops_cli, serve)
 
 
 def register(app: Flask) -> None:

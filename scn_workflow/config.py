@@ -25,6 +25,11 @@ class Settings:
     retry_base_s: float = 2.0  # SCN_RETRY_BASE_S: first retry delay, doubled each time (with jitter)
     retry_cap_s: float = 300.0
     embedded_autostart: bool = True  # start the in-process worker when SCN_BROKER_URL is unset
+    # Operations thresholds (issue: operators): what `ops status` and the alerts call wrong.
+    queue_max_age_s: float = 300.0  # SCN_QUEUE_MAX_AGE_S: oldest message older than this is a problem
+    outbox_max_age_s: float = 120.0  # SCN_OUTBOX_MAX_AGE_S: unpublished outbox rows older than this
+    stuck_after_h: float = 72.0  # SCN_STUCK_AFTER_H: a nomination waiting longer in submitted/reviewed
+    alert_webhook_url: str | None = None  # SCN_ALERT_WEBHOOK_URL: also POST each alert here
 
     @property
     def embedded_worker(self) -> bool:
@@ -46,6 +51,10 @@ class Settings:
             sweep_interval_s=_float(env, "SCN_SWEEP_INTERVAL_S", 5.0),
             max_retries=int(_float(env, "SCN_MAX_RETRIES", 5)),
             retry_base_s=_float(env, "SCN_RETRY_BASE_S", 2.0),
+            queue_max_age_s=_float(env, "SCN_QUEUE_MAX_AGE_S", 300.0),
+            outbox_max_age_s=_float(env, "SCN_OUTBOX_MAX_AGE_S", 120.0),
+            stuck_after_h=_float(env, "SCN_STUCK_AFTER_H", 72.0),
+            alert_webhook_url=env.get("SCN_ALERT_WEBHOOK_URL") or None,
         )
         return replace(settings, **overrides)
 

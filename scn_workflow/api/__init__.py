@@ -70,8 +70,8 @@ def init_api(app: Flask) -> ProblemApi:
         },
     )
     api = ProblemApi(app)
-    from scn_workflow.api import admin, nominations, reference, tokens
-    for module in (tokens, reference, nominations, admin):
+    from scn_workflow.api import admin, nominations, ops, reference, tokens
+    for module in (tokens, reference, nominations, admin, ops):
         api.register_blueprint(module.blp)
 
     @app.get("/api/docs/assets/<path:filename>")

@@ -23,6 +23,22 @@ EXAMPLE = {"city_name": "Banyuwangi", "csco_name": "Placeholder Officer", "csco_
            "projects": [{"title": "Placeholder project", "focus_area": "civic_social", "priority": True}]}
 
 
+def _links(*names: str) -> dict:
+    """OpenAPI links from a response that names a nomination to what a client does next with it
+    (Schemathesis' stateful run follows them). A change carries the ETag as If-Match."""
+    same = {"nomination_id": "$response.body#/id"}
+    versioned = {**same, "header.If-Match": "$response.header.ETag"}
+    every = {"GetNomination": ("getNomination", same), "EditNomination": ("editNomination", versioned),
+             "FireTransition": ("fireTransition", versioned), "ListEvents": ("listEvents", same),
+             "ListChecks": ("listChecks", same), "AddAttachment": ("addAttachment", same)}
+    return {name: {"operationId": every[name][0], "parameters": every[name][1]} for name in names}
+
+
+ALL_LINKS = ("GetNomination", "EditNomination", "FireTransition", "ListEvents", "ListChecks", "AddAttachment")
+ATTACHMENT_LINKS = {"GetAttachment": {"operationId": "getAttachment", "parameters": {
+    "nomination_id": "$request.path.nomination_id", "attachment_id": "$response.body#/id"}}}
+
+
 def represent(nomination: Nomination, actor: Actor, files: list | None = None) -> Nomination:
     """Ready the nomination for NominationOut: its files and what the caller may fire now."""
     nomination.allowed = nominations.allowed_triggers(svc(), actor, nomination)
@@ -63,7 +79,8 @@ def list_nominations(page, per_page, **filters):
 @blp.arguments(NominationCreate, example=EXAMPLE)
 @blp.response(201, NominationOut, headers={"ETag": {"schema": {"type": "string"}},
                                            "Location": {"schema": {"type": "string"}}})
-@blp.doc(security=SECURITY, parameters=[{"in": "header", "name": "Idempotency-Key", "required": False,
+@blp.doc(security=SECURITY, operationId="createNomination", responses={201: {"links": _links(*ALL_LINKS)}},
+         parameters=[{"in": "header", "name": "Idempotency-Key", "required": False,
                                          "schema": {"type": "string", "maxLength": 200},
                                          "description": "A retry with the same key returns the first answer"}])
 @errors(blp, 401, 403, 409, 413, 415, 422)
@@ -98,7 +115,8 @@ def create_nomination(body):
 @blp.get("/<int:nomination_id>")
 @blp.response(200, NominationOut, headers={"ETag": {"schema": {"type": "string"}}})
 @blp.alt_response(304, description="Not modified (If-None-Match)")
-@blp.doc(security=SECURITY)
+@blp.doc(security=SECURITY, operationId="getNomination",
+         responses={200: {"links": _links("EditNomination", "FireTransition")}})
 @errors(blp, 401, 404)
 def get_nomination(nomination_id):
     """One nomination; its ETag is its version."""
@@ -112,7 +130,8 @@ def get_nomination(nomination_id):
 @blp.patch("/<int:nomination_id>")
 @blp.arguments(NominationContent(partial=True), example={"vision": "A revised placeholder vision."})
 @blp.response(200, NominationOut, headers={"ETag": {"schema": {"type": "string"}}})
-@blp.doc(security=SECURITY, parameters=[{"in": "header", "name": "If-Match", "required": True,
+@blp.doc(security=SECURITY, operationId="editNomination", responses={200: {"links": _links(*ALL_LINKS)}},
+         parameters=[{"in": "header", "name": "If-Match", "required": True,
                                          "schema": {"type": "string"}, "description": "The ETag you based it on"}])
 @errors(blp, 401, 403, 404, 412, 413, 415, 422, 428)
 def patch_nomination(changes, nomination_id):
@@ -125,7 +144,8 @@ def patch_nomination(changes, nomination_id):
 @blp.post("/<int:nomination_id>/transitions")
 @blp.arguments(TransitionRequest, example={"trigger": "submit"})
 @blp.response(200, NominationOut, headers={"ETag": {"schema": {"type": "string"}}})
-@blp.doc(security=SECURITY, parameters=[{"in": "header", "name": "If-Match", "required": True,
+@blp.doc(security=SECURITY, operationId="fireTransition", responses={200: {"links": _links(*ALL_LINKS)}},
+         parameters=[{"in": "header", "name": "If-Match", "required": True,
                                          "schema": {"type": "string"}, "description": "The ETag you based it on"}])
 @errors(blp, 401, 403, 404, 409, 412, 413, 415, 422, 428)
 def fire_transition(body, nomination_id):
@@ -140,7 +160,7 @@ def fire_transition(body, nomination_id):
 
 @blp.get("/<int:nomination_id>/events")
 @blp.response(200, EventList)
-@blp.doc(security=SECURITY)
+@blp.doc(security=SECURITY, operationId="listEvents")
 @errors(blp, 401, 404)
 def list_events(nomination_id):
     """The audit trail, oldest first, each event with its hash and the hash before it."""
@@ -149,7 +169,7 @@ def list_events(nomination_id):
 
 @blp.get("/<int:nomination_id>/checks")
 @blp.response(200, CheckList)
-@blp.doc(security=SECURITY)
+@blp.doc(security=SECURITY, operationId="listChecks")
 @errors(blp, 401, 404)
 def list_checks(nomination_id):
     """The automated checks of the latest submission."""
@@ -157,9 +177,10 @@ def list_checks(nomination_id):
 
 
 @blp.post("/<int:nomination_id>/attachments")
-@blp.arguments(AttachmentForm, location="form")
+@blp.arguments(AttachmentForm, location="form", content_type="multipart/form-data")
 @blp.response(201, AttachmentOut)
-@blp.doc(security=SECURITY, requestBody={"content": {"multipart/form-data": {"schema": {
+@blp.doc(security=SECURITY, operationId="addAttachment", responses={201: {"links": ATTACHMENT_LINKS}},
+         requestBody={"content": {"multipart/form-data": {"schema": {
     "type": "object", "required": ["file", "kind"],
     "properties": {"file": {"type": "string", "format": "binary"},
                    "kind": {"type": "string", "enum": ["action_plan", "supporting_document"]}}}}}})
@@ -181,7 +202,7 @@ def add_attachment(form, nomination_id):
 
 @blp.get("/<int:nomination_id>/attachments/<int:attachment_id>")
 @blp.response(200, description="The PDF file", content_type="application/pdf")
-@blp.doc(security=SECURITY)
+@blp.doc(security=SECURITY, operationId="getAttachment")
 @errors(blp, 401, 404)
 def get_attachment(nomination_id, attachment_id):
     """Download an attachment (only for those who may see the nomination)."""

@@ -138,6 +138,7 @@ events = sa.Table(
     sa.Column("payload", sa.JSON, nullable=False),
     sa.Column("prev_hash", sa.String(64), nullable=False),
     sa.Column("hash", sa.String(64), nullable=False),
+    sa.Column("correlation_id", sa.String(64)),  # the request that caused it (not part of the hash)
     sa.UniqueConstraint("nomination_id", "seq", name="uq_events_nomination_seq"),
 )
 
@@ -152,6 +153,7 @@ outbox = sa.Table(
     sa.Column("queues", sa.JSON),  # the queues that react to it, fixed when first published
     sa.Column("completed_at", UTCDateTime()),  # every reaction recorded
     sa.Column("last_error", sa.Text),
+    sa.Column("correlation_id", sa.String(64)),
     sa.Index("ix_outbox_unpublished", "created_at",
              postgresql_where=sa.text("published_at IS NULL"), sqlite_where=sa.text("published_at IS NULL")),
     sa.Index("ix_outbox_incomplete", "published_at",
@@ -254,4 +256,56 @@ idempotency_keys = sa.Table(
     sa.Column("body", sa.Text, nullable=False),
     sa.Column("location", sa.String(500)),
     sa.Column("created_at", UTCDateTime(), nullable=False),
+)
+
+task_runs = sa.Table(
+    "task_runs", metadata,
+    # One row per task execution, written by the workers through Celery signals.
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("task", sa.String(120), nullable=False),
+    sa.Column("event_id", sa.String(64)),
+    sa.Column("outcome", sa.String(20), nullable=False),  # succeeded, retried, failed
+    sa.Column("duration_ms", sa.Float, nullable=False),
+    sa.Column("finished_at", UTCDateTime(), nullable=False),
+    sa.Column("worker", sa.String(200)),
+    sa.Index("ix_task_runs_finished", "finished_at"),
+)
+
+worker_heartbeats = sa.Table(
+    "worker_heartbeats", metadata,
+    sa.Column("hostname", sa.String(200), primary_key=True),
+    sa.Column("queues", sa.JSON, nullable=False),
+    sa.Column("running", sa.JSON, nullable=False),
+    sa.Column("started_at", UTCDateTime(), nullable=False),
+    sa.Column("last_seen", UTCDateTime(), nullable=False),
+)
+
+queue_samples = sa.Table(
+    "queue_samples", metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("taken_at", UTCDateTime(), nullable=False),
+    sa.Column("queue", sa.String(40), nullable=False),
+    sa.Column("depth", sa.Integer, nullable=False),
+    sa.Column("oldest_age_s", sa.Float),
+    sa.Index("ix_queue_samples_taken", "taken_at"),
+)
+
+reminders = sa.Table(
+    "reminders", metadata,
+    # One reminder per nomination, state and waiting period: beat may sweep as often as it likes.
+    sa.Column("nomination_id", sa.Integer, primary_key=True),
+    sa.Column("state", sa.String(20), primary_key=True),
+    sa.Column("period", sa.Integer, primary_key=True),
+    sa.Column("sent_at", UTCDateTime(), nullable=False),
+)
+
+incidents = sa.Table(
+    "incidents", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("key", sa.String(200), nullable=False),
+    sa.Column("detail", sa.Text, nullable=False),
+    sa.Column("opened_at", UTCDateTime(), nullable=False),
+    sa.Column("closed_at", UTCDateTime()),
+    sa.Index("ix_incidents_open", "key", postgresql_where=sa.text("closed_at IS NULL"),
+             sqlite_where=sa.text("closed_at IS NULL")),
 )

@@ -17,6 +17,7 @@ from scn_workflow.db import tables as t
 from scn_workflow.domain.audit import GENESIS, event_hash
 from scn_workflow.domain.errors import StaleVersion
 from scn_workflow.domain.model import Nomination
+from scn_workflow.logs import correlation_id
 
 
 class UnitOfWork:
@@ -73,6 +74,7 @@ class UnitOfWork:
             self._on_commit(committed)
 
     def _chain_events(self, nomination: Nomination, event_rows: list, outbox_rows: list) -> None:
+        cid = correlation_id.get()
         prev = nomination.last_event_hash or GENESIS
         seq = nomination.event_count
         for ev in nomination.events:
@@ -86,9 +88,9 @@ class UnitOfWork:
                                "name": ev.name, "actor": ev.actor, "occurred_at": ev.occurred_at,
                                "from_state": ev.from_state, "to_state": ev.to_state,
                                "comment": ev.comment, "payload": ev.payload,
-                               "prev_hash": prev, "hash": digest})
+                               "prev_hash": prev, "hash": digest, "correlation_id": cid})
             outbox_rows.append({"id": event_id, "event_name": ev.name, "nomination_id": nomination.id,
-                                "created_at": ev.occurred_at, "publish_count": 0})
+                                "created_at": ev.occurred_at, "publish_count": 0, "correlation_id": cid})
             self.outbox_ids.append(event_id)
             prev = digest
         nomination.last_event_hash = prev

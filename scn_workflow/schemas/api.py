@@ -161,3 +161,58 @@ class WorkflowOut(Schema):
     initial = fields.String()
     terminal = fields.List(fields.String())
     triggers = fields.List(fields.Nested(WorkflowTrigger))
+
+
+class QueueOut(Schema):
+    name = fields.String()
+    depth = fields.Integer(allow_none=True)
+    oldest_age_s = fields.Float(allow_none=True)
+    error = fields.String(allow_none=True)
+
+
+class WorkerOut(Schema):
+    hostname = fields.String()
+    queues = fields.List(fields.String())
+    running = fields.List(fields.String())
+    last_seen = fields.DateTime()
+    silent_s = fields.Float()
+    online = fields.Boolean()
+    answers_ping = fields.Boolean(allow_none=True)
+
+
+class OutboxOut(Schema):
+    unpublished = fields.Integer()
+    incomplete = fields.Integer()
+    oldest_unpublished_age_s = fields.Float()
+
+
+class QueuesReport(Schema):
+    broker = fields.String()
+    reachable = fields.Boolean()
+    error = fields.String(allow_none=True)
+    queues = fields.List(fields.Nested(QueueOut))
+    workers = fields.List(fields.Nested(WorkerOut))
+    outbox = fields.Nested(OutboxOut)
+
+
+class FailureOut(Schema):
+    id = fields.Integer()
+    task = fields.String()
+    event_id = fields.String(allow_none=True)
+    arguments = fields.List(fields.Raw())
+    error = fields.String()
+    attempts = fields.Integer()
+    failed_at = fields.DateTime()
+    status = fields.String()
+    resolved_by = fields.String(allow_none=True)
+    resolved_at = fields.DateTime(allow_none=True)
+
+
+class FailureList(Schema):
+    items = fields.List(fields.Nested(FailureOut))
+
+
+class StatusOut(Schema):
+    ok = fields.Boolean()
+    problems = fields.List(fields.String())
+    report = fields.Dict()

@@ -30,7 +30,7 @@ NOTIFIED = frozenset({"nomination.submitted", "checks.completed", "nomination.re
                       "nomination.accepted", "nomination.rejected", "nomination.withdrawn",
                       "nomination.handed_over", "handover.failed"})
 
-Publisher = Callable[[str, str], None]  # (queue, event id); raises when the broker is unreachable
+Publisher = Callable[..., None]  # (queue, event id, correlation_id=...); raises when the broker is unreachable
 
 
 def queues_for(event_name: str, subscribed: bool) -> list[str]:
@@ -74,7 +74,8 @@ def publish(svc: Services, publisher: Publisher, outbox_ids: list[str] | None = 
     sent = 0
     with svc.uow() as uow:
         o = t.outbox.c
-        stmt = sa.select(o.id, o.event_name, o.queues, o.published_at).order_by(o.created_at).limit(limit)
+        stmt = sa.select(o.id, o.event_name, o.queues, o.published_at, o.correlation_id) \
+            .order_by(o.created_at).limit(limit)
         if outbox_ids is not None:
             stmt = stmt.where(o.id.in_(outbox_ids), o.published_at.is_(None))
         else:
@@ -95,7 +96,10 @@ def publish(svc: Services, publisher: Publisher, outbox_ids: list[str] | None = 
             pending = [q for q in queues if q not in done.get(row.id, set())]
             try:
                 for queue in pending:
-                    publisher(queue, row.id)
+                    if row.correlation_id:
+                        publisher(queue, row.id, correlation_id=row.correlation_id)
+                    else:
+                        publisher(queue, row.id)
                     sent += 1
             except Exception as exc:  # noqa: BLE001 - the broker is down: the sweep retries later
                 log.warning("outbox relay: publishing %s failed: %s", row.id, exc)

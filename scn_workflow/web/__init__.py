@@ -10,16 +10,34 @@ def svc() -> Services:
 
 
 def install_pages(app, *, production: bool) -> None:
-    """The HTML side: sign-in with secure session cookies, CSRF on every form, pages, error pages."""
+    """The HTML side: sign-in with secure session cookies, CSRF on every form, pages, error pages,
+    request logs with a correlation id, /metrics."""
+    import logging
+    request_log = logging.getLogger("scn_workflow.http")
     from flask import render_template, request
     from werkzeug.exceptions import HTTPException
 
-    from scn_workflow.web import admin_pages, health, pages, session, ui
+    from scn_workflow import logs
+    from scn_workflow.web import admin_pages, health, metrics, ops_pages, pages, session, ui
 
     app.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",
                       SESSION_COOKIE_SECURE=production, PERMANENT_SESSION_LIFETIME=8 * 3600)
-    for blueprint in (health.bp, pages.bp, session.bp, ui.bp, admin_pages.bp):
+    for blueprint in (health.bp, pages.bp, session.bp, ui.bp, admin_pages.bp, ops_pages.bp):
         app.register_blueprint(blueprint)
+    metrics.install(app)
+
+    @app.before_request
+    def _correlate():
+        # The id follows the request into the events it records and the tasks they cause.
+        logs.correlation_id.set(logs.clean(request.headers.get("X-Request-ID")) or logs.new_id())
+
+    @app.after_request
+    def _log_request(response):
+        response.headers["X-Request-ID"] = logs.correlation_id.get() or ""
+        if request.endpoint not in ("health.healthz", "metrics.metrics", "static"):
+            request_log.info("%s %s %s", request.method, request.path, response.status_code,
+                             extra={"method": request.method, "path": request.path, "status": response.status_code})
+        return response
     app.before_request(session.check_csrf)
     app.jinja_env.globals.update(csrf_token=session.csrf_token, current_user=session.current_user)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from celery import Celery, Task
 from flask import Flask
 
@@ -27,7 +29,7 @@ def celery_init_app(app: Flask) -> Celery:
         worker_prefetch_multiplier=1,  # long tasks are not hoarded by one worker
         task_default_queue="notifications",
         task_routes={name: {"queue": queue} for queue, name in TASK_NAMES.items()} | {
-            "scn.sweep": {"queue": "checks"}},
+            "scn.sweep": {"queue": "checks"}, "scn.ops.*": {"queue": "notifications"}},
         broker_transport_options={"visibility_timeout": 3600,  # longer than any task
                                   "socket_timeout": 5, "socket_connect_timeout": 2},
         broker_connection_timeout=2,
@@ -35,19 +37,26 @@ def celery_init_app(app: Flask) -> Celery:
         worker_send_task_events=True,
         task_send_sent_event=True,
         worker_hijack_root_logger=False,
-        beat_schedule={"outbox-sweep": {"task": "scn.sweep", "schedule": settings.sweep_interval_s}},
+        beat_schedule={
+            "outbox-sweep": {"task": "scn.sweep", "schedule": settings.sweep_interval_s},
+            "queue-samples": {"task": "scn.ops.sample", "schedule": 60.0},
+            "alerts": {"task": "scn.ops.watch", "schedule": 30.0},
+            "reminders": {"task": "scn.ops.remind", "schedule": 900.0},
+        },
     )
+    celery.conf.flask_app_ref = app
     celery.set_default()
     app.extensions["celery"] = celery
-    from scn_workflow.workers import tasks  # noqa: F401 - registers the tasks
+    from scn_workflow.workers import signals, tasks  # noqa: F401 - registers the tasks and signal handlers
     return celery
 
 
 def publisher(celery: Celery):
     """The relay's publisher: one message per (queue, event), its id "<outbox id>:<queue>"."""
 
-    def publish(queue: str, event_id: str) -> None:
+    def publish(queue: str, event_id: str, correlation_id: str | None = None) -> None:
+        # published_at lets the dashboard tell the age of the oldest message in a queue.
         celery.send_task(TASK_NAMES[queue], args=[event_id], queue=queue, task_id=f"{event_id}:{queue}",
-                         retry=False)
+                         retry=False, headers={"correlation_id": correlation_id, "published_at": time.time()})
 
     return publish

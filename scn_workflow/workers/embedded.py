@@ -20,6 +20,7 @@ class EmbeddedWorker:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._extra: list[tuple[str, str]] = []
 
     def start(self) -> None:
         with self._lock:
@@ -37,15 +38,22 @@ class EmbeddedWorker:
         """Called after each commit: relay now rather than at the next sweep."""
         self._wake.set()
 
+    def perform_later(self, queue: str, event_id: str) -> None:
+        """Queue one reaction for the worker thread (an operator's retry)."""
+        with self._lock:
+            self._extra.append((queue, event_id))
+        self.wake()
+
     def run_once(self) -> int:
         """Relay what is due and perform its reactions; returns how many reactions ran."""
-        due: list[tuple[str, str]] = []
-        relay.publish(self.svc, lambda queue, event_id: due.append((queue, event_id)))
+        with self._lock:
+            due, self._extra = list(self._extra), []
+        relay.publish(self.svc, lambda queue, event_id, **_: due.append((queue, event_id)))
         for queue, event_id in due:
-            self._perform(queue, event_id)
+            self.perform(queue, event_id)
         return len(due)
 
-    def _perform(self, queue: str, event_id: str) -> None:
+    def perform(self, queue: str, event_id: str) -> None:
         settings = self.svc.settings
         for attempt in range(settings.max_retries + 1):
             try:

@@ -47,3 +47,24 @@ def sweep():
     """Publish what a crash or an outage left in the outbox (run by beat)."""
     from scn_workflow.workers import publisher
     return relay.publish(current_app.extensions["scn"], publisher(current_app.extensions["celery"]))
+
+
+@shared_task(name="scn.ops.sample")
+def sample_queues():
+    """Record queue depths for the dashboard's charts (beat, every minute)."""
+    from scn_workflow.services import ops
+    return ops.sample_queues(current_app.extensions["scn"])
+
+
+@shared_task(name="scn.ops.watch")
+def watch():
+    """Open and clear incidents, alerting operators once each (beat, every 30 s)."""
+    from scn_workflow.services import alerts
+    return alerts.watch(current_app.extensions["scn"], current_app.extensions["celery"])
+
+
+@shared_task(name="scn.ops.remind")
+def remind():
+    """Remind reviewers of nominations waiting too long, once per period (beat, every 15 minutes)."""
+    from scn_workflow.services import alerts
+    return alerts.remind(current_app.extensions["scn"])

@@ -282,6 +282,11 @@ def test_handover_retries_until_the_lead_agency_accepts(stack, webhook_receiver,
 
 # 4. Retries run out; an operator fixes the endpoint and retries ------------------------------
 
+def failure_rows(svc) -> list:
+    with svc.engine.connect() as c:
+        return c.execute(sa.select(t.failures)).mappings().all()
+
+
 def cli(env: dict, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([str(BIN / "scn-workflow"), *args], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=60)
@@ -293,11 +298,8 @@ def test_exhausted_handover_becomes_a_failure_an_operator_retries(stack, webhook
     start_worker(stack.env)
     webhook_receiver.script = [500] * 100
     n = accept(svc, w, "DKI Jakarta")
-    wait_for(lambda: "handover.failed" in [e.name for e in events_of(svc, n.id)], 30,
-             what="the handover to fail for good")
+    failures = wait_for(lambda: failure_rows(svc), 30, what="the handover to fail for good")
     event_id = accepted_event_id(svc, n.id)
-    with svc.engine.connect() as c:
-        failures = c.execute(sa.select(t.failures)).mappings().all()
     assert len(failures) == 1
     failure = failures[0]
     assert (failure["task"], failure["event_id"], failure["attempts"], failure["status"]) == (

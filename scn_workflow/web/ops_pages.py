@@ -1,0 +1,58 @@
+"""The operator dashboard: refreshes itself; queues, workers, task outcomes, failures, outbox, waiting."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, flash, redirect, render_template, url_for
+
+from scn_workflow.domain.errors import DomainError
+from scn_workflow.domain.model import Role
+from scn_workflow.services import failures, ops
+from scn_workflow.web import svc
+from scn_workflow.web.session import current_user, login_required
+
+bp = Blueprint("ops_pages", __name__, url_prefix="/ops")
+REFRESH_S = 15
+
+
+def sparkline(values: list, width: int = 360, height: int = 60, label: str = "") -> str:
+    """A small SVG line chart of `values` (None = no sample), drawn here: no asset from elsewhere."""
+    points = [(i, v) for i, v in enumerate(values) if v is not None]
+    top = max([v for _, v in points] + [1])
+    step = width / max(1, len(values) - 1)
+    path = " ".join(f"{'M' if n == 0 else 'L'}{i * step:.1f},{height - 4 - (v / top) * (height - 8):.1f}"
+                    for n, (i, v) in enumerate(points))
+    return (f'<svg viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
+            f'aria-label="{label}: the last hour, highest {top}"><rect width="{width}" height="{height}" '
+            f'fill="#f7f9fb" stroke="#ccd"/><path d="{path}" fill="none" stroke="#12355b" stroke-width="2"/>'
+            f'<text x="4" y="12" font-size="10">{top}</text></svg>')
+
+
+@bp.get("")
+@login_required(Role.OPERATOR, Role.ADMIN)
+def dashboard():
+    result = ops.status(svc(), current_app.extensions["celery"])
+    buckets = ops.throughput(svc())
+    return render_template(
+        "ops/dashboard.html", status=result, report=result.report, outcomes=ops.task_outcomes(svc()),
+        failures=failures.list_failures(svc(), "open"), refresh=REFRESH_S,
+        depth_chart=sparkline([b["depth"] for b in buckets], label="Queue depth"),
+        throughput_chart=sparkline([b["tasks"] for b in buckets], label="Tasks per minute"),
+        settings=svc().settings)
+
+
+@bp.post("/failures/<int:failure_id>/<action>")
+@login_required(Role.OPERATOR, Role.ADMIN)
+def act_on_failure(failure_id, action):
+    from scn_workflow.api.ops import retry_publisher
+    try:
+        if action == "retry":
+            failures.retry(svc(), failure_id, current_user(), retry_publisher())
+            flash(f"Failure {failure_id} retried.")
+        elif action == "discard":
+            failures.discard(svc(), failure_id, current_user())
+            flash(f"Failure {failure_id} discarded.")
+        else:
+            flash(f"Unknown action {action!r}.", "error")
+    except DomainError as err:
+        flash(err.detail, "error")
+    return redirect(url_for("ops_pages.dashboard"))
