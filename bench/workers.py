@@ -40,6 +40,8 @@ import math
 import os
 import platform
 import re
+import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -261,12 +263,97 @@ def unpublished_events(svc, world, count: int, tag: str) -> list[str]:
     return collected[:count]
 
 
+# --- CPU accounting -------------------------------------------------------------------------
+
+CLOCK_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICK  # utime + stime
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            out += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            pass
+    return out
+
+
+def _postgres_backends(database: str) -> list[int]:
+    """The server processes serving `database` ("postgres: 15/main: user database host(port) state")."""
+    pids, needle = [], f" {database} ".encode()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if cmdline.startswith(b"postgres: ") and needle in cmdline:
+                pids.append(int(entry.name))
+    return pids
+
+
+class CpuMeter:
+    """CPU seconds (user + system) spent by groups of processes between start() and stop().
+
+    Unlike rates, these do not depend on what else the machine is doing at the time.
+    """
+
+    def __init__(self, groups: dict):
+        self.groups = groups  # name -> callable returning the pids now in the group
+        self.before: dict[str, dict[int, float]] = {}
+
+    def _sample(self) -> dict[str, dict[int, float]]:
+        out = {}
+        for name, pids in self.groups.items():
+            out[name] = {pid: cpu for pid in set(pids()) if (cpu := _cpu_seconds(pid)) is not None}
+        return out
+
+    def start(self) -> None:
+        self.before = self._sample()
+
+    def stop(self) -> dict[str, float]:
+        after = self._sample()
+        return {name: sum(cpu - self.before.get(name, {}).get(pid, 0.0) for pid, cpu in pids.items())
+                for name, pids in after.items()}
+
+
+def cpu_figures(cpu: dict[str, float], count: int, elapsed: float) -> dict:
+    total = sum(cpu.values())
+    return {"ms_per_task": {name: round(s / count * 1000, 3) for name, s in cpu.items()},
+            "total_ms_per_task": round(total / count * 1000, 3),
+            "machine_busy_share": round(total / (elapsed * (os.cpu_count() or 1)), 3)}
+
+
+def meter_for(worker: "BenchWorker", redis_server: RedisServer, database: str | None) -> CpuMeter:
+    groups = {"worker pool processes": lambda: _children(worker.process.pid),
+              "worker main process (consumer)": lambda: [worker.process.pid],
+              "redis-server": lambda: [redis_server.process.pid],
+              "this process (SMTP sink, publisher)": lambda: [os.getpid()]}
+    if database:
+        groups["postgres backends"] = lambda: _postgres_backends(database)
+    return CpuMeter(groups)
+
+
+def print_cpu(cpu: dict, indent: str = "     ") -> None:
+    parts = ", ".join(f"{name} {ms:.1f}" for name, ms in cpu["ms_per_task"].items())
+    print(f"{indent}CPU per task {cpu['total_ms_per_task']:.1f} ms ({parts}); "
+          f"machine busy {cpu['machine_busy_share']:.0%} of {os.cpu_count()} CPUs")
+
+
 # --- 1. drain -------------------------------------------------------------------------------
 
-def drain_noop(redis_url: str, env: dict, workdir: Path, n: int) -> dict:
+def drain_noop(redis_server: RedisServer, env: dict, workdir: Path, n: int) -> dict:
     import redis
-    client = redis.Redis.from_url(redis_url)
-    app = noop_app.make_app(redis_url)
+    client = redis.Redis.from_url(redis_server.url)
+    app = noop_app.make_app(redis_server.url)
     client.delete(noop_app.COUNTER)
 
     def publish(count: int) -> None:
@@ -285,36 +372,50 @@ def drain_noop(redis_url: str, env: dict, workdir: Path, n: int) -> dict:
     with running(worker):
         publish(WARMUP)
         wait_count(WARMUP)
+        meter = meter_for(worker, redis_server, None)
+        meter.start()
         start = time.perf_counter()
         publish(n)
         published = time.perf_counter()
         end = wait_count(WARMUP + n)
+        cpu = meter.stop()
         left = client.llen(noop_app.QUEUE)
     app.close()
     client.close()
     elapsed = end - start
-    runtimes = worker.task_runtimes(noop_app.TASK)[WARMUP:]
     return {"tasks": n, "publish_s": round(published - start, 4), "elapsed_s": round(elapsed, 4),
-            "per_s": round(n / elapsed, 1), "left_in_queue": left, "task_runtime": distribution_ms(runtimes)}
+            "per_s": round(n / elapsed, 1), "left_in_queue": left,
+            "task_runtime": distribution_ms(worker.task_runtimes(noop_app.TASK)[WARMUP:]),
+            "cpu": cpu_figures(cpu, n, elapsed)}
 
 
-def drain_notifications(svc, world, celery_app, sink: TimedSink, env: dict, workdir: Path, n: int, *,
-                        worker_app: str = "worker", label: str = "notifications") -> dict:
+def drain_notifications(svc, world, celery_app, sink: TimedSink, redis_server: RedisServer, database: str,
+                        env: dict, workdir: Path, n: int, *, worker_app: str = "worker",
+                        label: str = "notifications", spy: str | None = None) -> dict:
     event_ids = unpublished_events(svc, world, WARMUP + n, label)
     warm, timed = event_ids[:WARMUP], event_ids[WARMUP:]
     expected = expected_mails(svc, event_ids)
     publish = publisher(celery_app)
 
-    def notifications_only(queue: str, event_id: str) -> None:
+    def notifications_only(queue: str, event_id: str, **kwargs) -> None:
         if queue == "notifications":
-            publish(queue, event_id)
+            publish(queue, event_id, **kwargs)
 
     worker = BenchWorker(env, workdir / f"{label}-worker.log", worker_app, "notifications")
+    spy_out, spy_process = workdir / f"{label}.pyspy.txt", None
     with running(worker):
+        if spy:
+            spy_process = subprocess.Popen(
+                [spy, "record", "--idle", "--subprocesses", "--nonblocking", "--rate", str(SPY_RATE),
+                 "--format", "raw", "-o", str(spy_out), "-p", str(worker.process.pid)],
+                stdout=subprocess.DEVNULL, stderr=open(workdir / f"{label}.pyspy.log", "wb"))
+            time.sleep(1.0)  # py-spy attaches to the processes
         relay.publish(svc, notifications_only, warm, limit=len(warm))
         if not sink.wait_for_mails({e: expected[e] for e in warm}, 60):
             raise SystemExit(f"warm-up mails did not arrive; worker log:\n{worker.log()[-3000:]}")
         timed_expected = {e: expected[e] for e in timed}
+        meter = meter_for(worker, redis_server, database)
+        meter.start()
         start = time.perf_counter()
         relay.publish(svc, notifications_only, timed, limit=len(timed))
         published = time.perf_counter()
@@ -323,18 +424,25 @@ def drain_notifications(svc, world, celery_app, sink: TimedSink, env: dict, work
             raise SystemExit(f"only {got} of {sum(timed_expected.values())} mails arrived; worker log:\n"
                              f"{worker.log()[-3000:]}")
         end = max(at for e in timed for at, _ in sink.mails(e))
+        cpu = meter.stop()
         # Every task also records its work: wait for that before stopping the worker.
         wait_for(lambda: _done_count(svc, timed) == len(timed), 60, interval=0.1,
                  what="every notification to be recorded done")
+        if spy_process is not None:
+            spy_process.send_signal(signal.SIGINT)
+            spy_process.wait(60)
     duplicates = sum(len(sink.mails(e)) - k for e, k in timed_expected.items())
     mails = sum(timed_expected.values())
     elapsed = end - start
-    return {"events": n, "mails": mails, "mails_per_event": round(mails / n, 2),
-            "publish_s": round(published - start, 4), "elapsed_s": round(elapsed, 4),
-            "per_s": round(n / elapsed, 1), "mails_per_s": round(mails / elapsed, 1),
-            "duplicate_mails": duplicates,
-            "task_runtime": distribution_ms(worker.task_runtimes("scn.notifications")[WARMUP:]),
-            "worker_log": str(worker.log_path)}
+    figures = {"events": n, "mails": mails, "mails_per_event": round(mails / n, 2),
+               "publish_s": round(published - start, 4), "elapsed_s": round(elapsed, 4),
+               "per_s": round(n / elapsed, 1), "mails_per_s": round(mails / elapsed, 1),
+               "duplicate_mails": duplicates,
+               "task_runtime": distribution_ms(worker.task_runtimes("scn.notifications")[WARMUP:]),
+               "cpu": cpu_figures(cpu, n, elapsed)}
+    if spy:
+        figures["py_spy_raw"] = str(spy_out) if spy_out.exists() else None
+    return figures
 
 
 def _done_count(svc, event_ids: list[str]) -> int:
@@ -435,56 +543,152 @@ def _stranded(svc, nomination_ids: list[int]) -> int:
 
 # --- profile --------------------------------------------------------------------------------
 
-PROFILED = [  # (label, module path fragment, function name)
+SPY_RATE = 200  # py-spy samples per second and thread
+
+PROFILED = [  # cProfile: (label, module path fragment, function name)
     ("task body (tasks._react)", "workers/tasks.py", "_react"),
     ("notifications.notify", "services/notifications.py", "notify"),
     ("  recipients()", "services/notifications.py", "recipients"),
-    ("  render() (email + jinja)", "services/notifications.py", "render"),
-    ("    jinja Template.render", "jinja2/environment.py", "render"),
+    ("  render() (EmailMessage + jinja)", "services/notifications.py", "render"),
     ("  mailer.send (SMTP)", "services/mailer.py", "send"),
-    ("    smtplib.SMTP.__init__ (connect, getfqdn)", "smtplib.py", "__init__"),
-    ("      socket.getfqdn", "socket.py", "getfqdn"),
+    ("    smtplib.SMTP.__init__ (connect, banner)", "smtplib.py", "__init__"),
     ("    smtplib.send_message (EHLO..DATA)", "smtplib.py", "send_message"),
-    ("      EmailMessage flatten (as_bytes)", "email/generator.py", "flatten"),
-    ("    smtplib.quit", "smtplib.py", "quit"),
+    ("      email generator flatten", "email/generator.py", "flatten"),
     ("  lock_effect (advisory lock)", "services/notifications.py", "lock_effect"),
     ("  effects.already_done", "services/effects.py", "already_done"),
     ("  effects.record_effect", "services/effects.py", "record_effect"),
     ("  relay.mark_done", "services/relay.py", "mark_done"),
     ("  UnitOfWork.commit", "db/uow.py", "commit"),
-    ("  UnitOfWork.__exit__ (session close)", "db/uow.py", "__exit__"),
-    ("  Session.get (nomination load)", "sqlalchemy/orm/session.py", "get"),
-    ("all Session.execute", "sqlalchemy/orm/session.py", "execute"),
-    ("all psycopg Cursor.execute (server round trips)", "psycopg/cursor.py", "execute"),
+    ("Celery signal handlers (Signal.send)", "celery/utils/dispatch/signal.py", "send"),
+    ("all psycopg Cursor.execute (round trips)", "psycopg/cursor.py", "execute"),
     ("all psycopg Connection.commit", "psycopg/connection.py", "commit"),
-    ("all pool checkout (pre-ping)", "sqlalchemy/pool/base.py", "_checkout"),
-    ("Flask app_context push/pop", "flask/ctx.py", "push"),
+    ("all pool checkouts (pre-ping)", "sqlalchemy/pool/base.py", "_checkout"),
 ]
 
 
-def profile_drain(svc, world, celery_app, sink, env: dict, workdir: Path, n: int) -> dict:
+def cprofile_report(folder: Path, tasks: int) -> dict:
     import pstats
-    folder = workdir / "profiles"
-    folder.mkdir()
-    figures = drain_notifications(svc, world, celery_app, sink, dict(env, BENCH_PROFILE_DIR=str(folder)), workdir, n,
-                                  worker_app="bench.profiled_worker", label="profiled")
     files = sorted(str(p) for p in folder.glob("*.pstats"))
     if not files:
-        return {"figures": figures, "error": "no profile was written"}
+        return {"error": "no profile was written"}
     stats = pstats.Stats(*files)
-    tasks = WARMUP + n
     rows = []
     for label, path, name in PROFILED:
         calls, cum = 0, 0.0
-        for (filename, _line, func), (cc, nc, _tt, ct, _callers) in stats.stats.items():
+        for (filename, _line, func), (_cc, nc, _tt, ct, _callers) in stats.stats.items():
             if func == name and filename.replace("\\", "/").endswith(path):
                 calls += nc
                 cum += ct
-        rows.append({"what": label, "calls_per_task": round(calls / tasks, 2), "ms_per_task": round(cum / tasks * 1000, 3)})
-    top = sorted(((tt, key) for key, (_cc, _nc, tt, _ct, _c) in stats.stats.items()), reverse=True)[:25]
-    top_self = [{"function": f"{Path(k[0]).name}:{k[1]}:{k[2]}", "ms_per_task": round(tt / tasks * 1000, 3)}
-                for tt, k in top]
-    return {"figures": figures, "per_task": rows, "top_self_time": top_self}
+        rows.append({"what": label, "calls_per_task": round(calls / tasks, 2),
+                     "ms_per_task": round(cum / tasks * 1000, 3)})
+    top = sorted(((tt, key) for key, (_cc, _nc, tt, _ct, _c) in stats.stats.items()), reverse=True)[:20]
+    return {"tool": "cProfile", "note": "cProfile inflates Python-heavy code; read the shares, not the ms",
+            "per_task": rows,
+            "top_self_time": [{"function": f"{Path(k[0]).name}:{k[1]}:{k[2]}",
+                               "ms_per_task": round(tt / tasks * 1000, 3)} for tt, k in top]}
+
+
+SMTP_STEPS = (("getfqdn", "connect: getfqdn"), ("SMTP.__init__", "connect + banner"),
+              ("SMTP.connect", "connect + banner"), ("flatten", "message flattened (email generator)"),
+              ("SMTP.ehlo", "EHLO round trip"), ("SMTP.mail", "MAIL FROM round trip"),
+              ("SMTP.rcpt", "RCPT TO round trip"), ("SMTP.data", "DATA round trip"),
+              ("SMTP.quit", "QUIT round trip"), ("SMTP.__exit__", "QUIT round trip"), ("SMTP.close", "close"))
+
+
+def _classify(frames: list[str]) -> tuple[str, str]:
+    """(broad, detail) for one pool-process stack of py-spy (frames "function (file:line)", root first)."""
+    joined = ";".join(frames)
+    body_at = next((i for i, f in enumerate(frames) if f.startswith("_react (")), None)
+    if body_at is None:
+        if "Signal.send (" in joined:
+            last = next((f for f in reversed(frames) if "scn_workflow/" in f), "")
+            db = "waiting on PostgreSQL" if "psycopg/" in joined else "Python"
+            return "Celery signal handlers (workers/signals.py: task_runs row)", f"{last.split(' (')[0]} [{db}]"
+        if "trace_task" in joined or "fast_trace_task" in joined:
+            return "Celery per-task work in the pool process", frames[-1].split(" (")[0]
+        return "idle (waiting for a task)", ""
+    body = frames[body_at:]
+    inner = ";".join(body)
+    if "services/mailer.py" in inner:
+        for key, step in SMTP_STEPS:
+            if key + " (" in inner:
+                return "SMTP: a new connection per mail", step
+        return "SMTP: a new connection per mail", "other"
+    if "render (scn_workflow/services/notifications.py" in inner:
+        return "rendering the mail (EmailMessage headers, jinja)", ""
+    scn = [f for f in body if "scn_workflow/" in f]
+    where = scn[-1].split(" (")[0] if scn else "?"
+    if "sqlalchemy/" in inner or "psycopg/" in inner:
+        if "do_ping" in inner:
+            return "PostgreSQL: pool pre-ping (one per unit of work)", where
+        if any(k in inner for k in ("Connection.wait (psycopg", "_execute_send", "_exec_command", "recv")):
+            what = "commit (WAL flush)" if where == "commit" else where
+            return "PostgreSQL: waiting for the server", what
+        return "SQLAlchemy/psycopg Python", where
+    return "other Python in the task", where
+
+
+def spy_report(raw: Path, tasks: int) -> dict:
+    import collections
+    broad, detail = collections.Counter(), collections.Counter()
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        frames = stack.split(";")
+        if len(frames) < 2 or not frames[1].startswith("process "):
+            continue  # the worker's main process (consumer, heartbeat thread)
+        b, d = _classify(frames[2:])
+        broad[b] += int(count)
+        detail[(b, d)] += int(count)
+    busy = sum(v for k, v in broad.items() if not k.startswith("idle"))
+    per_task = lambda samples: round(samples / SPY_RATE / tasks * 1000, 3)  # noqa: E731
+    return {"tool": "py-spy (wall clock, --idle)", "busy_ms_per_task": per_task(busy),
+            "broad": [{"what": k, "ms_per_task": per_task(v), "share": round(v / busy, 3)}
+                      for k, v in broad.most_common() if not k.startswith("idle")],
+            "detail": [{"what": f"{b}: {d}" if d else b, "ms_per_task": per_task(v), "share": round(v / busy, 3)}
+                       for (b, d), v in detail.most_common(25) if not b.startswith("idle")]}
+
+
+def profile(tool: str, spy_path: str | None, svc, world, celery_app, sink, redis_server, database: str,
+            env: dict, workdir: Path, n: int) -> dict:
+    if tool == "py-spy":
+        figures = drain_notifications(svc, world, celery_app, sink, redis_server, database, env, workdir, n,
+                                      label="spied", spy=spy_path)
+        raw = figures.pop("py_spy_raw", None)
+        if not raw:
+            log = (workdir / "spied.pyspy.log").read_text(errors="replace")[-1000:]
+            return {"figures": figures, "error": f"py-spy wrote nothing: {log}"}
+        return {"figures": figures, **spy_report(Path(raw), WARMUP + n)}
+    folder = workdir / "profiles"
+    folder.mkdir(exist_ok=True)
+    figures = drain_notifications(svc, world, celery_app, sink, redis_server, database,
+                                  dict(env, BENCH_PROFILE_DIR=str(folder)), workdir, n,
+                                  worker_app="bench.profiled_worker", label="profiled")
+    return {"figures": figures, **cprofile_report(folder, WARMUP + n)}
+
+
+def print_profile(prof: dict) -> None:
+    if "error" in prof:
+        print(f"   {prof['error']}")
+        return
+    if "broad" in prof:
+        print(f"   pool-process wall time per notification (busy) {prof['busy_ms_per_task']:.1f} ms:")
+        for row in prof["broad"]:
+            print(f"     {row['share']:6.1%}  {row['ms_per_task']:7.2f} ms  {row['what']}")
+        print("   in detail:")
+        for row in prof["detail"][:18]:
+            print(f"     {row['share']:6.1%}  {row['ms_per_task']:7.2f} ms  {row['what']}")
+        return
+    print(f"   ({prof['note']})")
+    for row in prof["per_task"]:
+        print(f"     {row['ms_per_task']:8.3f} ms/task  {row['calls_per_task']:6} calls  {row['what']}")
+
+
+def source_state() -> dict:
+    """Which code was measured: HEAD and whether scn_workflow had uncommitted changes."""
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    changed = git("status", "--porcelain", "--", "scn_workflow", "migrations", "worker.py").splitlines()
+    return {"head": git("rev-parse", "--short", "HEAD"), "uncommitted_changes_in_scn_workflow": len(changed)}
 
 
 # --- main -----------------------------------------------------------------------------------
@@ -494,15 +698,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=400, help="notification events (and no-op tasks) to drain")
     parser.add_argument("--rate", type=float, default=20.0, help="transitions per second in the latency run")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of the latency run")
-    parser.add_argument("--profile", action="store_true", help="also profile the notification worker (cProfile)")
+    parser.add_argument("--profile", nargs="?", const="auto", choices=("auto", "py-spy", "cprofile"),
+                        help="also drain once more under a profiler: py-spy (if found) or cProfile")
+    parser.add_argument("--py-spy", dest="py_spy", default=shutil.which("py-spy"),
+                        help="the py-spy binary (default: py-spy on PATH)")
     args = parser.parse_args(argv)
     if args.events < 1 or args.rate <= 0 or args.seconds <= 0:
         parser.error("--events, --rate and --seconds must be positive")
+    tool = None
+    if args.profile:
+        tool = args.profile if args.profile != "auto" else ("py-spy" if args.py_spy else "cprofile")
+        if tool == "py-spy" and not args.py_spy:
+            parser.error("py-spy not found: pip install py-spy, or give --py-spy PATH")
 
     began = time.perf_counter()
     results: dict = {"benchmark": "workers", "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                      "python": platform.python_version(), "machine": platform.machine(), "cpus": os.cpu_count(),
-                     "options": vars(args)}
+                     "load_average_at_start": os.getloadavg(), "source": source_state(),
+                     "options": {k: v for k, v in vars(args).items() if k != "py_spy"}}
     with ExitStack() as stack:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="scn-bench-workers-")))
         redis_server = RedisServer(workdir)
@@ -512,6 +725,7 @@ def main(argv: list[str] | None = None) -> int:
         sink.controller.start()
         stack.callback(sink.controller.stop)
         db_url = stack.enter_context(temporary_database())
+        database = sa.engine.make_url(db_url).database
         app = create_app({"database_url": db_url, "broker_url": redis_server.url, "smtp_url": sink.url,
                           "instance_path": str(workdir / "web")})
         svc = app.extensions["scn"]
@@ -524,40 +738,48 @@ def main(argv: list[str] | None = None) -> int:
             results["postgresql"] = ".".join(map(str, connection.dialect.server_version_info))
         results["redis"] = subprocess.run(["redis-server", "--version"], capture_output=True,
                                           text=True).stdout.split()[2].removeprefix("v=")
+        print(f"load average {results['load_average_at_start'][0]:.2f} on {os.cpu_count()} CPUs; "
+              f"code at {results['source']['head']}"
+              + (f" + {results['source']['uncommitted_changes_in_scn_workflow']} uncommitted file(s)"
+                 if results["source"]["uncommitted_changes_in_scn_workflow"] else ""))
 
         print(f"1. drain: {args.events} messages, one worker -c 2 on its queue, {WARMUP} warm-up messages first")
-        noop = drain_noop(redis_server.url, env, workdir, args.events)
-        print(f"   no-op task (Redis INCR)     {noop['per_s']:8.1f} tasks/s   ({noop['elapsed_s']:.2f} s; "
+        noop = drain_noop(redis_server, env, workdir, args.events)
+        print(f"   no-op task (Redis INCR)      {noop['per_s']:7.1f} tasks/s   ({noop['elapsed_s']:.2f} s, "
               f"task body median {noop['task_runtime'].get('median_ms')} ms)")
-        notes = drain_notifications(svc, world, celery_app, sink, env, workdir, args.events)
+        print_cpu(noop["cpu"])
+        notes = drain_notifications(svc, world, celery_app, sink, redis_server, database, env, workdir, args.events)
         ratio = notes["per_s"] / noop["per_s"]
-        print(f"   notifications               {notes['per_s']:8.1f} events/s  ({notes['elapsed_s']:.2f} s; "
-              f"{notes['mails_per_s']:.1f} mails/s, {notes['mails_per_event']} mails/event; "
-              f"task median {notes['task_runtime'].get('median_ms')} ms)")
-        print(f"   ratio notifications : no-op  {ratio:8.3f}   (target >= 0.6: {'met' if ratio >= 0.6 else 'NOT met'})")
+        print(f"   notifications                {notes['per_s']:7.1f} events/s  ({notes['elapsed_s']:.2f} s, "
+              f"{notes['mails_per_s']:.1f} mails/s at {notes['mails_per_event']} mails/event, "
+              f"task median {notes['task_runtime'].get('median_ms')} ms, p99 {notes['task_runtime'].get('p99_ms')} ms)")
+        print_cpu(notes["cpu"])
+        print(f"   ratio notifications : no-op  {ratio:7.3f}   (target >= 0.6: {'met' if ratio >= 0.6 else 'NOT met'})")
         results["drain"] = {"noop": noop, "notifications": notes, "ratio": round(ratio, 4), "target_ratio": 0.6}
 
         print(f"2. latency: transitions at {args.rate:g}/s for {args.seconds:g} s, one worker -c 2 on all queues")
         lat = latency(svc, world, sink, env, workdir, args.rate, args.seconds)
-        c = lat["commit_to_mail"]
-        print(f"   {lat['transitions']} transitions (achieved {lat['achieved_rate_per_s']}/s), {lat['mails']} mails")
+        c, f = lat["commit_to_mail"], lat["fire_return_to_mail"]
+        print(f"   {lat['transitions']} transitions (achieved {lat['achieved_rate_per_s']}/s), {lat['mails']} mails; "
+              f"worker tasks: notifications median {lat['task_runtime_notifications'].get('median_ms')} ms, "
+              f"checks median {lat['task_runtime_checks'].get('median_ms')} ms")
         print(f"   commit -> SMTP accepted      median {c['median_ms']:.1f} ms, p99 {c['p99_ms']:.1f} ms "
               f"(p90 {c['p90_ms']:.1f}, max {c['max_ms']:.1f}); target p99 < 200 ms: "
               f"{'met' if c['p99_ms'] < 200 else 'NOT met'}")
-        f = lat["fire_return_to_mail"]
         print(f"   fire() returned -> accepted  median {f['median_ms']:.1f} ms, p99 {f['p99_ms']:.1f} ms "
-              f"(the relay publishes between the two: median {lat['relay_publish_after_commit']['median_ms']} ms)")
+              f"(fire() returns after the relay published: median "
+              f"{lat['relay_publish_after_commit']['median_ms']} ms after the commit)")
+        if lat["outbox_rows_all_done_but_not_completed"]:
+            print(f"   note: {lat['outbox_rows_all_done_but_not_completed']} outbox row(s) had every queue done but "
+                  f"no completed_at (mark_done race; only the sweep closes them)")
         results["latency"] = lat
 
-        if args.profile:
-            print("3. profile: the drain again, with cProfile in each pool process")
-            prof = profile_drain(svc, world, celery_app, sink, env, workdir, args.events)
+        if tool:
+            print(f"3. profile ({tool}): the drain once more, {args.events} notifications")
+            prof = profile(tool, args.py_spy, svc, world, celery_app, sink, redis_server, database, env, workdir,
+                           args.events)
             results["profile"] = prof
-            for row in prof.get("per_task", []):
-                print(f"   {row['what']:<50} {row['ms_per_task']:8.3f} ms/task  ({row['calls_per_task']} calls)")
-            print("   top self time:")
-            for row in prof.get("top_self_time", [])[:15]:
-                print(f"     {row['ms_per_task']:8.3f} ms/task  {row['function']}")
+            print_profile(prof)
 
     results["wall_s"] = round(time.perf_counter() - began, 1)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)

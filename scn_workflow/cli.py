@@ -217,7 +217,10 @@ checks_cli = AppGroup("checks", help="Automated checks of submissions.")
 @click.argument("event_id")
 def checks_run(event_id):
     """Run the checks of the submission EVENT_ID now (what the checks worker does)."""
-    click.echo(checks_service.run_checks(_svc(), event_id))
+    outcome = checks_service.run_checks(_svc(), event_id)
+    click.echo(outcome)
+    if outcome == "not a submission":
+        sys.exit(1)
 
 
 def _publisher():

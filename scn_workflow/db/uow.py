@@ -21,8 +21,9 @@ from scn_workflow.logs import correlation_id
 
 
 class UnitOfWork:
-    def __init__(self, session_factory: sessionmaker, on_commit=None):
+    def __init__(self, session_factory: sessionmaker, on_commit=None, read_only: bool = False):
         self._factory = session_factory
+        self._read_only = read_only
         self._on_commit = on_commit  # called with the committed outbox ids (the relay)
         self.session: Session | None = None
         self.outbox_ids: list[str] = []
@@ -30,6 +31,8 @@ class UnitOfWork:
     def __enter__(self) -> "UnitOfWork":
         self.session = self._factory()
         self.outbox_ids = []
+        if self._read_only:  # on SQLite, a plain BEGIN: readers do not queue behind writers
+            self.session.connection(execution_options={"scn_read_only": True})
         return self
 
     def __exit__(self, *exc) -> None:

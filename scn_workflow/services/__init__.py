@@ -30,5 +30,6 @@ class Services:
     def engine(self):
         return self.session_factory.kw["bind"]
 
-    def uow(self) -> UnitOfWork:
-        return UnitOfWork(self.session_factory, on_commit=self.after_commit)
+    def uow(self, read_only: bool = False) -> UnitOfWork:
+        """A unit of work; `read_only` ones never write (on SQLite they take no write lock)."""
+        return UnitOfWork(self.session_factory, on_commit=self.after_commit, read_only=read_only)

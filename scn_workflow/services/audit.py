@@ -13,7 +13,7 @@ def verify(svc: Services, batch: int = 500) -> tuple[int, list[tuple[str, Broken
     """Check every nomination's chain; return how many were checked and the first broken link of each."""
     broken = []
     checked = 0
-    with svc.uow() as uow:
+    with svc.uow(read_only=True) as uow:
         s = uow.session
         last_id = 0
         while True:
@@ -24,11 +24,14 @@ def verify(svc: Services, batch: int = 500) -> tuple[int, list[tuple[str, Broken
             if not heads:
                 break
             ids = [h.id for h in heads]
+            counted = {h.id: h.event_count for h in heads}
             rows = s.execute(sa.select(t.events).where(t.events.c.nomination_id.in_(ids))
                              .order_by(t.events.c.nomination_id, t.events.c.seq)).all()
             by_nomination: dict[int, list] = {i: [] for i in ids}
             for row in rows:
-                by_nomination[row.nomination_id].append(row)
+                # Events committed after the heads were read are not this check's business.
+                if row.seq <= counted[row.nomination_id]:
+                    by_nomination[row.nomination_id].append(row)
             for head in heads:
                 chain = by_nomination[head.id]
                 link = verify_chain(head.id, chain)
@@ -36,8 +39,9 @@ def verify(svc: Services, batch: int = 500) -> tuple[int, list[tuple[str, Broken
                                      or (chain[-1].hash if chain else GENESIS) != (head.last_event_hash or GENESIS)):
                     last = chain[-1] if chain else None
                     link = BrokenLink(head.id, last.seq if last else 0, last.event_id if last else "",
-                                      f"the chain ends early: {len(chain)} event(s), "
-                                      f"the nomination records {head.event_count}")
+                                      f"the chain does not match the nomination: {len(chain)} event(s) found, "
+                                      f"the nomination records {head.event_count} ending in "
+                                      f"{(head.last_event_hash or GENESIS)[:12]}…")
                 if link is not None:
                     broken.append((head.reference, link))
                 checked += 1

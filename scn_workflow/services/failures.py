@@ -5,8 +5,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from scn_workflow.db import tables as t
-from scn_workflow.domain.errors import Conflict, NotFound
-from scn_workflow.domain.model import Actor
+from scn_workflow.domain.errors import Conflict, Forbidden, NotFound, Violation
+from scn_workflow.domain.model import Actor, Role
 from scn_workflow.services import Services
 
 
@@ -28,6 +28,9 @@ def list_failures(svc: Services, status: str | None = "open") -> list[dict]:
 
 
 def _resolve(svc: Services, failure_id: int, actor: Actor, status: str) -> dict:
+    if actor.role not in (Role.OPERATOR, Role.ADMIN, Role.SYSTEM):
+        raise Forbidden("Only an operator or an admin may retry or discard failures.",
+                        [Violation("operator", "Only an operator or an admin may do this.")])
     with svc.uow() as uow:
         row = uow.session.execute(sa.select(t.failures).where(t.failures.c.id == failure_id)).mappings().one_or_none()
         if row is None:

@@ -33,7 +33,7 @@ def valid_id(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_ID
 
 
-def _load(uow: UnitOfWork, actor: Actor, nomination_id, *, for_update: bool = False) -> Nomination:
+def _load(uow: UnitOfWork, actor: Actor, nomination_id) -> Nomination:
     nomination = uow.session.get(Nomination, nomination_id) if valid_id(nomination_id) else None
     if nomination is None or not can_see(actor, nomination):
         raise NotFound(f"No nomination {nomination_id} that you may see.")
@@ -185,7 +185,7 @@ def fire(svc: Services, actor: Actor, nomination_id: int, trigger: str, expected
 
 
 def get(svc: Services, actor: Actor, nomination_id: int) -> Nomination:
-    with svc.uow() as uow:
+    with svc.uow(read_only=True) as uow:
         return _load(uow, actor, nomination_id)
 
 
@@ -195,7 +195,7 @@ def allowed_triggers(svc: Services, actor: Actor, nomination: Nomination) -> lis
 
 def events(svc: Services, actor: Actor, nomination_id: int) -> list[dict]:
     """The audit trail of one nomination, oldest first, with hashes."""
-    with svc.uow() as uow:
+    with svc.uow(read_only=True) as uow:
         _load(uow, actor, nomination_id)
         rows = uow.session.execute(sa.select(t.events).where(t.events.c.nomination_id == nomination_id)
                                    .order_by(t.events.c.seq)).mappings().all()
@@ -204,7 +204,7 @@ def events(svc: Services, actor: Actor, nomination_id: int) -> list[dict]:
 
 def checks(svc: Services, actor: Actor, nomination_id: int) -> list[dict]:
     """The automated checks of the latest submission, if any ran."""
-    with svc.uow() as uow:
+    with svc.uow(read_only=True) as uow:
         _load(uow, actor, nomination_id)
         latest = sa.select(t.checks.c.event_id).where(t.checks.c.nomination_id == nomination_id) \
             .order_by(t.checks.c.ran_at.desc(), t.checks.c.id.desc()).limit(1).scalar_subquery()
@@ -250,7 +250,7 @@ def search(svc: Services, actor: Actor | None, *, state: str | None = None, memb
                             sa.func.lower(n.region).like(like, escape="\\"),
                             sa.func.lower(n.member_state) == q.lower(),
                             n.member_state.in_(ms_names)))
-    with svc.uow() as uow:
+    with svc.uow(read_only=True) as uow:
         total = uow.session.scalar(sa.select(sa.func.count()).select_from(t.nominations).where(*where))
         order = (n.updated_at.asc(), n.id.asc()) if oldest_first else (n.updated_at.desc(), n.id.desc())
         items = uow.session.scalars(sa.select(Nomination).where(*where).order_by(*order)
@@ -260,7 +260,7 @@ def search(svc: Services, actor: Actor | None, *, state: str | None = None, memb
 
 def count_by_state(svc: Services) -> dict[str, int]:
     """How many nominations are in each state (all member states)."""
-    with svc.uow() as uow:
+    with svc.uow(read_only=True) as uow:
         rows = uow.session.execute(sa.select(t.nominations.c.state, sa.func.count()).group_by(t.nominations.c.state))
         return {state: count for state, count in rows}
 
@@ -275,7 +275,7 @@ class Usage:
 
 def usage(svc: Services, member_state: str) -> list[Usage]:
     """For each cycle: the member state's limit and how many active nominations use it."""
-    with svc.uow() as uow:
+    with svc.uow(read_only=True) as uow:
         cycles = list(uow.session.scalars(sa.select(Cycle).order_by(Cycle.opens_at.desc())))
         overrides = {o.cycle_code: o for o in uow.session.scalars(
             sa.select(LimitOverride).where(LimitOverride.member_state == member_state))}

@@ -12,8 +12,8 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from scn_workflow.db import tables as t
-from scn_workflow.domain.errors import InvalidInput, NotFound
-from scn_workflow.domain.model import Actor
+from scn_workflow.domain.errors import Forbidden, InvalidInput, NotFound, Violation
+from scn_workflow.domain.model import Actor, Role
 from scn_workflow.services import Services
 from scn_workflow.services.effects import already_done, record_effect
 from scn_workflow.services.notifications import lock_effect
@@ -59,6 +59,8 @@ def event_body(event) -> bytes:
 
 def subscribe(svc: Services, actor: Actor, url: str, secret: str, events: list[str]) -> int:
     """Register a subscription (admins); returns its id."""
+    if actor.role not in (Role.ADMIN, Role.SYSTEM):
+        raise Forbidden("Only an admin may subscribe webhooks.", [Violation("admin", "Only an admin may do this.")])
     errors = {}
     if not url.startswith(("http://", "https://")):
         errors["url"] = ["Must be an http:// or https:// URL."]

@@ -9,13 +9,27 @@ def svc() -> Services:
     return current_app.extensions["scn"]
 
 
+def error_page(err):
+    """An HTTP error, or a refusal of the domain raised by a page, as the HTML error page."""
+    from flask import render_template
+    from werkzeug.exceptions import HTTPException, InternalServerError, default_exceptions
+
+    from scn_workflow.domain.errors import DomainError
+    from scn_workflow.services.attachments import MAX_BYTES
+
+    if isinstance(err, DomainError):
+        err = default_exceptions.get(err.status, InternalServerError)(err.detail)
+    if not isinstance(err, HTTPException):
+        return None
+    return render_template("error.html", error=err, upload_limit_mib=MAX_BYTES // (1024 * 1024)), err.code
+
+
 def install_pages(app, *, production: bool) -> None:
     """The HTML side: sign-in with secure session cookies, CSRF on every form, pages, error pages,
     request logs with a correlation id, /metrics."""
     import logging
     request_log = logging.getLogger("scn_workflow.http")
-    from flask import render_template, request
-    from werkzeug.exceptions import HTTPException
+    from flask import request
 
     from scn_workflow import logs
     from scn_workflow.web import admin_pages, health, metrics, ops_pages, pages, session, ui
@@ -50,5 +64,5 @@ def install_pages(app, *, production: bool) -> None:
                                         "frame-ancestors 'none'")
         return response
 
-    app.extensions["scn_html_error"] = lambda err: (
-        render_template("error.html", error=err), err.code) if isinstance(err, HTTPException) else None
+    app.extensions["scn_sign_in_attempts"] = session.RateLimiter(limit=10, window_s=60)
+    app.extensions["scn_html_error"] = error_page

@@ -11,10 +11,12 @@ from scn_workflow.domain.errors import DomainError, InvalidInput
 from scn_workflow.domain.model import Role
 from scn_workflow.schemas.api import CycleCreate, MemberStatePatch, OverrideRequest, UserCreate
 from scn_workflow.services import admin, users
-from scn_workflow.web import svc
+from scn_workflow.web import error_page, svc
 from scn_workflow.web.session import current_user, login_required
 
 bp = Blueprint("admin_pages", __name__, url_prefix="/admin")
+# A refusal a page does not handle itself is an HTML error page here (the API answers problem+json).
+bp.register_error_handler(DomainError, error_page)
 
 
 def _load(schema, data):

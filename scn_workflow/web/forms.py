@@ -42,12 +42,18 @@ def validate_nomination(raw: dict, *, creating: bool) -> tuple[dict | None, dict
     data["city_name"] = data["city_name"].strip()
     population = data["population"].strip().replace(",", "").replace("_", "")
     data["population"] = None if not population else int(population) if population.isdigit() else population
-    data["projects"] = [p for p in data["projects"] if any((p["title"], p["description"]))]
+    # Blank project rows are dropped; the errors of the others must still name their row in the form.
+    kept = [i for i, p in enumerate(data["projects"]) if any((p["title"].strip(), p["description"].strip()))]
+    data["projects"] = [data["projects"][i] for i in kept]
     schema = NominationCreate() if creating else NominationContent()
     try:
         return schema.load(data), {}
     except ValidationError as err:
-        return None, err.messages
+        errors = dict(err.messages)
+        if isinstance(errors.get("projects"), dict):
+            errors["projects"] = {kept[i] if isinstance(i, int) and i < len(kept) else i: messages
+                                  for i, messages in errors["projects"].items()}
+        return None, errors
 
 
 def assessment_input(form: MultiDict, focus_areas: list[str]) -> dict:

@@ -6,7 +6,7 @@ import hmac
 import secrets
 from functools import wraps
 
-from flask import Blueprint, abort, flash, g, redirect, render_template, request, session, url_for
+from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, session, url_for
 
 from scn_workflow.api.auth import RateLimiter, TooManyRequests
 from scn_workflow.domain.model import Actor, Role
@@ -14,7 +14,11 @@ from scn_workflow.services import users
 from scn_workflow.web import svc
 
 bp = Blueprint("session", __name__)
-_attempts = RateLimiter(limit=10, window_s=60)
+
+
+def sign_in_limiter() -> RateLimiter:
+    """One per app, not per module: two apps in one process (tests, a reloader) keep their own counts."""
+    return current_app.extensions.setdefault("scn_sign_in_attempts", RateLimiter(limit=10, window_s=60))
 
 
 def csrf_token() -> str:
@@ -65,7 +69,9 @@ def login_required(*roles: Role):
 
 
 def _safe_next(target: str | None) -> str:
-    if target and target.startswith("/") and not target.startswith("//"):
+    """A path on this site, or home: browsers read "/\\host" as "//host" and drop tabs and newlines."""
+    if (target and target.startswith("/") and not target.startswith("//")
+            and not any(c == "\\" or ord(c) < 0x20 for c in target)):
         return target
     return url_for("ui.home")
 
@@ -77,7 +83,7 @@ def login():
     if request.method == "POST":
         username = request.form.get("username", "").strip()[:80]
         try:
-            _attempts.hit(f"{request.remote_addr}|{username}")
+            sign_in_limiter().hit(f"{request.remote_addr}|{username}")
         except TooManyRequests:
             return render_template("login.html", error="Too many sign-in attempts; wait a minute and try again.",
                                    username=username), 429

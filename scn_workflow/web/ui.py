@@ -9,11 +9,13 @@ from scn_workflow.domain.errors import DomainError, InvalidInput, StaleVersion
 from scn_workflow.domain.model import Role
 from scn_workflow.domain.reference import focus_areas
 from scn_workflow.services import admin, attachments, nominations
-from scn_workflow.web import svc
+from scn_workflow.web import error_page, svc
 from scn_workflow.web.forms import assessment_input, nomination_input, validate_assessment, validate_nomination
 from scn_workflow.web.session import current_user, login_required
 
 bp = Blueprint("ui", __name__)
+# A refusal a page does not handle itself is an HTML error page here (the API answers problem+json).
+bp.register_error_handler(DomainError, error_page)
 LABELS = {"submit": "Submit", "withdraw": "Withdraw", "return_for_revision": "Return for revision",
           "review": "Review", "accept": "Accept", "reject": "Reject", "hand_over": "Hand over"}
 NEEDS_COMMENT = {"return_for_revision": "What needs revision", "reject": "Reason for rejecting"}
@@ -97,6 +99,9 @@ def edit_nomination(nomination_id):
     user = current_user()
     nomination = nominations.get(svc(), user, nomination_id)
     if request.method == "GET":
+        if nomination.state != "drafted":
+            flash(f"Only a drafted nomination can be edited; this one is {nomination.state}.", "error")
+            return redirect(url_for("ui.show_nomination", nomination_id=nomination_id))
         return _form_page("nominations/form.html", raw=_raw_from(nomination), nomination=nomination,
                           version=nomination.version)
     raw = nomination_input(request.form)
@@ -118,6 +123,9 @@ def edit_nomination(nomination_id):
     except InvalidInput as err:
         return _form_page("nominations/form.html", raw=raw, nomination=nomination, version=version,
                           errors=err.fields, banner=err.detail), 422
+    except DomainError as err:  # no longer drafted, say: nothing saved, the input stays on the page
+        return _form_page("nominations/form.html", raw=raw, nomination=nomination, version=version,
+                          banner=f"{err.detail} Nothing was saved."), err.status
     flash("Draft saved." if updated.version != nomination.version else "Nothing changed.")
     return redirect(url_for("ui.show_nomination", nomination_id=nomination_id))
 

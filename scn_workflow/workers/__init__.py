@@ -31,7 +31,11 @@ def celery_init_app(app: Flask) -> Celery:
         task_routes={name: {"queue": queue} for queue, name in TASK_NAMES.items()} | {
             "scn.sweep": {"queue": "checks"}, "scn.ops.*": {"queue": "notifications"}},
         broker_transport_options={"visibility_timeout": 3600,  # longer than any task
-                                  "socket_timeout": 5, "socket_connect_timeout": 2},
+                                  "socket_timeout": 5, "socket_connect_timeout": 2,
+                                  # A publish fails at once when the broker is down (else kombu sleeps
+                                  # and retries for broker_connection_timeout on every transition); the
+                                  # outbox keeps the message and the sweep publishes it later.
+                                  "max_retries": 0},
         broker_connection_timeout=2,
         broker_connection_retry_on_startup=True,
         worker_send_task_events=True,
