@@ -1,35 +1,43 @@
 """Notification throughput of a real worker against a no-op Celery task, and commit-to-mail latency.
 
-    .venv/bin/python bench/workers.py [--events 400] [--rate 20] [--seconds 10] [--profile]
+    .venv/bin/python bench/workers.py [--events 400] [--rate 20] [--seconds 10] [--concurrency 2]
+                                      [--profile [auto|py-spy|cprofile]] [--py-spy PATH]
 
 Everything runs on this machine and is started here: a redis-server of its own on a free port,
 an aiosmtpd SMTP sink on loopback (it notes the arrival time of every message and its
 X-SCN-Event-Id), and a temporary PostgreSQL database created through SCN_TEST_POSTGRES_URL
 (default postgresql://postgres@127.0.0.1:5432/postgres), migrated, and dropped at the end.
-Workers are real `celery -A ... worker -c 2` processes with the environment the integration
-tests give them (tests/integration/conftest.py: worker_env).
+Workers are real `celery -A ... worker -c 2` processes (no beat) with the environment the
+integration tests give them (tests/integration/conftest.py: worker_env).
 
 1. Drain. N notification events (alternately nomination.submitted and nomination.returned,
-   two mails each: the member state's two submitters) are written through the service layer
+   two mails each: the member state's two submitters) are committed through the service layer
    with nothing published. One worker `-Q notifications -c 2` is started, 4 warm-up messages
    are drained, then all N messages are published at once through the outbox relay
    (restricted to the notifications queue) and the clock stops when the sink has accepted
    every mail. Baseline in the same run: a no-op task (bench/noop_app.py: same broker, same
    worker settings, one Redis INCR) drained by a `-c 2` worker on the same Redis, timed from
-   the first publish until the last task ran. The ratio notifications/s : no-op/s is the
-   figure (target >= 0.6).
+   the first publish until the last task ran. The figure is notifications/s : no-op/s
+   (target >= 0.6). For both, the CPU time each group of processes spent per task (worker
+   pool, worker main process, Redis, PostgreSQL backends, this process) is read from /proc:
+   unlike the rates, it does not depend on what else the machine is doing.
 2. Latency. One worker on every queue (checks, notifications, handover, webhooks; no beat),
    and this process as the web side (create_app with broker and SMTP set, publishing after
    commit). Transitions (submit, return_for_revision, round robin over a pool of
-   nominations) are fired at --rate per second for --seconds; for every mail of those
-   events the time from the commit (the relay's after-commit hook, called with the event
-   ids as the transaction commits) to the sink's acceptance is taken, and its median and p99
-   are printed (target p99 < 200 ms). The submissions also cause the checks task and a
-   checks.completed mail to the reviewers: real load on the worker, not counted in latency.
+   nominations) are fired at --rate per second for --seconds, after about a second of
+   warm-up; for every mail of those events the time from the commit (the relay's
+   after-commit hook, called with the event ids as the transaction commits) to the sink's
+   acceptance is taken; median and p99 are printed (target p99 < 200 ms), and also from the
+   moment fire() returned. Submissions also cause the checks task and a checks.completed
+   mail to the reviewers: real load on the worker, not counted in the latency. The offered
+   load (task time the timed transitions caused per second, over -c) says whether the worker
+   could keep up at all.
 
---profile then runs the drain once more with cProfile in every pool process
-(bench/profiled_worker.py) and prints where a notification's time goes (these timings are
-inflated by the profiler; only their shares matter). Figures go to bench/results/workers.json.
+--profile drains once more under a profiler and prints where a notification's time goes:
+py-spy (`pip install py-spy`; wall clock, sampling every pool process, including the time
+spent waiting on PostgreSQL and SMTP) when found on PATH or given by --py-spy, else cProfile
+in every pool process (bench/profiled_worker.py; it inflates Python-heavy code, so read its
+shares, not its milliseconds). Figures go to bench/results/workers.json (git-ignored).
 """
 
 from __future__ import annotations
@@ -78,6 +86,7 @@ RESULTS = HERE / "results" / "workers.json"
 PG_ADMIN_URL = os.environ.get("SCN_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 ALL_QUEUES = "checks,notifications,handover,webhooks"
 WARMUP = 4
+CONCURRENCY = 2  # -c of every worker started here (--concurrency)
 EVENT_ID = re.compile(rb"^X-SCN-Event-Id:[ \t]*(\S+)", re.M | re.I)
 SUCCEEDED = re.compile(r"Task (\S+)\[(\S+)\] succeeded in ([0-9.eE+-]+)s")
 
@@ -133,8 +142,8 @@ class TimedSink:
 class BenchWorker(Worker):
     """tests' Worker (stop, kill, log), started with a chosen app and queues and without beat."""
 
-    def __init__(self, env: dict, log_path: Path, app: str, queues: str, concurrency: int = 2):
-        super().__init__(env, log_path, concurrency)
+    def __init__(self, env: dict, log_path: Path, app: str, queues: str, concurrency: int | None = None):
+        super().__init__(env, log_path, concurrency or CONCURRENCY)
         self.app, self.queues = app, queues
 
     def start(self) -> None:
@@ -403,12 +412,12 @@ def drain_notifications(svc, world, celery_app, sink: TimedSink, redis_server: R
 
     worker = BenchWorker(env, workdir / f"{label}-worker.log", worker_app, "notifications")
     spy_out, spy_process = workdir / f"{label}.pyspy.txt", None
-    with running(worker):
+    with running(worker), open(workdir / f"{label}.pyspy.log", "wb") as spy_log:
         if spy:
             spy_process = subprocess.Popen(
                 [spy, "record", "--idle", "--subprocesses", "--nonblocking", "--rate", str(SPY_RATE),
                  "--format", "raw", "-o", str(spy_out), "-p", str(worker.process.pid)],
-                stdout=subprocess.DEVNULL, stderr=open(workdir / f"{label}.pyspy.log", "wb"))
+                stdout=subprocess.DEVNULL, stderr=spy_log)
             time.sleep(1.0)  # py-spy attaches to the processes
         relay.publish(svc, notifications_only, warm, limit=len(warm))
         if not sink.wait_for_mails({e: expected[e] for e in warm}, 60):
@@ -487,6 +496,7 @@ def latency(svc, world, sink: TimedSink, env: dict, workdir: Path, rate: float, 
         with running(worker):
             warm_count = max(4, round(rate))  # about a second of warm-up, not counted
             fire_at_rate(warm_count, record=False)
+            worker_busy_before = sum(worker.task_runtimes("scn.checks") + worker.task_runtimes("scn.notifications"))
             start, stop = fire_at_rate(total, record=True)
             expected = expected_mails(svc, [f["event_id"] for f in fired])
             if not sink.wait_for_mails(expected, 120):
@@ -499,6 +509,10 @@ def latency(svc, world, sink: TimedSink, env: dict, workdir: Path, rate: float, 
             stranded = _stranded(svc, [n.id for n in pool])
             checks_runtimes = worker.task_runtimes("scn.checks")
             notify_runtimes = worker.task_runtimes("scn.notifications")
+            # the work the timed transitions caused, over the time they took to fire: above 1, the
+            # worker cannot keep up and messages wait in Redis, so latency grows with the run
+            offered = (sum(checks_runtimes + notify_runtimes) - worker_busy_before) / (worker.concurrency
+                                                                                        * (stop - start))
     finally:
         svc.after_commit = relay_publish
     from_commit, from_return, per_event_last = [], [], []
@@ -516,6 +530,8 @@ def latency(svc, world, sink: TimedSink, env: dict, workdir: Path, rate: float, 
             "fire_return_to_mail": distribution_ms(from_return),
             "commit_to_last_mail_of_event": distribution_ms(per_event_last),
             "relay_publish_after_commit": distribution_ms(fire_s),
+            "worker_concurrency": worker.concurrency,
+            "offered_load": round(offered, 3),
             "outbox_rows_all_done_but_not_completed": stranded,
             "task_runtime_checks": distribution_ms(checks_runtimes),
             "task_runtime_notifications": distribution_ms(notify_runtimes),
@@ -698,13 +714,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=400, help="notification events (and no-op tasks) to drain")
     parser.add_argument("--rate", type=float, default=20.0, help="transitions per second in the latency run")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of the latency run")
+    parser.add_argument("--concurrency", type=int, default=2,
+                        help="-c of every worker (default 2; the no-op and the notification workers alike)")
     parser.add_argument("--profile", nargs="?", const="auto", choices=("auto", "py-spy", "cprofile"),
                         help="also drain once more under a profiler: py-spy (if found) or cProfile")
     parser.add_argument("--py-spy", dest="py_spy", default=shutil.which("py-spy"),
                         help="the py-spy binary (default: py-spy on PATH)")
     args = parser.parse_args(argv)
-    if args.events < 1 or args.rate <= 0 or args.seconds <= 0:
-        parser.error("--events, --rate and --seconds must be positive")
+    if args.events < 1 or args.rate <= 0 or args.seconds <= 0 or args.concurrency < 1:
+        parser.error("--events, --rate, --seconds and --concurrency must be positive")
+    global CONCURRENCY
+    CONCURRENCY = args.concurrency
     tool = None
     if args.profile:
         tool = args.profile if args.profile != "auto" else ("py-spy" if args.py_spy else "cprofile")
@@ -743,7 +763,7 @@ def main(argv: list[str] | None = None) -> int:
               + (f" + {results['source']['uncommitted_changes_in_scn_workflow']} uncommitted file(s)"
                  if results["source"]["uncommitted_changes_in_scn_workflow"] else ""))
 
-        print(f"1. drain: {args.events} messages, one worker -c 2 on its queue, {WARMUP} warm-up messages first")
+        print(f"1. drain: {args.events} messages, one worker -c {CONCURRENCY} on its queue, {WARMUP} warm-up messages first")
         noop = drain_noop(redis_server, env, workdir, args.events)
         print(f"   no-op task (Redis INCR)      {noop['per_s']:7.1f} tasks/s   ({noop['elapsed_s']:.2f} s, "
               f"task body median {noop['task_runtime'].get('median_ms')} ms)")
@@ -757,12 +777,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"   ratio notifications : no-op  {ratio:7.3f}   (target >= 0.6: {'met' if ratio >= 0.6 else 'NOT met'})")
         results["drain"] = {"noop": noop, "notifications": notes, "ratio": round(ratio, 4), "target_ratio": 0.6}
 
-        print(f"2. latency: transitions at {args.rate:g}/s for {args.seconds:g} s, one worker -c 2 on all queues")
+        print(f"2. latency: transitions at {args.rate:g}/s for {args.seconds:g} s, one worker -c {CONCURRENCY} "
+              f"on all queues")
         lat = latency(svc, world, sink, env, workdir, args.rate, args.seconds)
         c, f = lat["commit_to_mail"], lat["fire_return_to_mail"]
         print(f"   {lat['transitions']} transitions (achieved {lat['achieved_rate_per_s']}/s), {lat['mails']} mails; "
               f"worker tasks: notifications median {lat['task_runtime_notifications'].get('median_ms')} ms, "
               f"checks median {lat['task_runtime_checks'].get('median_ms')} ms")
+        print(f"   offered load on the worker {lat['offered_load']:.2f} (task time caused per second of firing / "
+              f"-c {lat['worker_concurrency']}; above 1 the queue grows for the whole run)")
         print(f"   commit -> SMTP accepted      median {c['median_ms']:.1f} ms, p99 {c['p99_ms']:.1f} ms "
               f"(p90 {c['p90_ms']:.1f}, max {c['max_ms']:.1f}); target p99 < 200 ms: "
               f"{'met' if c['p99_ms'] < 200 else 'NOT met'}")

@@ -110,13 +110,14 @@ def member_state_list():
         if secret:
             raw["lead_agency_webhook_secret"] = secret
         data, field_errors = _load(MemberStatePatch(), raw)
+        status = 422
         if data is not None:
             try:
                 admin.update_member_state(svc(), current_user(), code, data)
                 flash(f"Lead agency of {code} saved.")
                 return redirect(url_for("admin_pages.member_state_list"))
-            except DomainError as err:
-                field_errors = {"code": [err.detail]}
+            except DomainError as err:  # an unknown code has no form of its own to show it next to
+                flash(err.detail, "error")
+                status = err.status
         errors = {code: field_errors}
-        status = 422
     return render_template("admin/member_states.html", member_states=admin.member_states(svc()), errors=errors), status

@@ -10,7 +10,8 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from scn_workflow.db import tables as t
-from scn_workflow.services import checks, nominations
+from scn_workflow.domain.audit import event_hash
+from scn_workflow.services import audit, checks, nominations
 from tests.conftest import ASSESSMENT, complete_draft
 
 SCN = Path(sys.executable).parent / "scn-workflow"
@@ -78,3 +79,20 @@ def test_verify_passes_then_names_each_tampered_nomination(svc, world):
     assert "1 event(s)" in lines[truncated.reference]
     assert "the nomination records 2" in lines[truncated.reference]
     assert "Traceback" not in broken.stderr
+
+
+def test_an_event_appended_behind_the_nominations_back_is_detected(svc, world):
+    """A well-linked event inserted after the last one: only the nomination's head can tell."""
+    n = nominations.create(svc, world.submitter_id, complete_draft())
+    assert audit.verify(svc) == (1, [])
+    with svc.engine.begin() as c:
+        last = c.execute(sa.select(t.events).where(t.events.c.nomination_id == n.id)).one()
+        forged = {"nomination_id": n.id, "seq": 2, "event_id": "00000000-0000-4000-8000-000000000000",
+                  "name": "nomination.withdrawn", "actor": "sub-id", "occurred_at": svc.clock(),
+                  "from_state": "drafted", "to_state": "withdrawn", "comment": None, "payload": {}}
+        c.execute(sa.insert(t.events).values(prev_hash=last.hash, hash=event_hash(last.hash, **forged), **forged))
+
+    checked, broken = audit.verify(svc)
+    assert checked == 1
+    assert [(reference, link.seq, link.event_id) for reference, link in broken] == [
+        (n.reference, 2, forged["event_id"])]
