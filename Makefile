@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: run test unit integration bench clean
+.PHONY: run test unit integration bench clean screenshots
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,9 @@ unit: $(BIN)/.installed
 
 integration: $(BIN)/.installed
 	$(BIN)/pytest tests/integration
+
+screenshots: $(BIN)/.installed  ## docs/screenshots/ with the end-to-end browser (Debian's chromium)
+	$(BIN)/python -m tests.e2e.screenshots
 
 bench: $(BIN)/.installed
 	$(BIN)/python bench/transitions.py

@@ -774,8 +774,11 @@ def main(argv: list[str] | None = None) -> int:
               f"{notes['mails_per_s']:.1f} mails/s at {notes['mails_per_event']} mails/event, "
               f"task median {notes['task_runtime'].get('median_ms')} ms, p99 {notes['task_runtime'].get('p99_ms')} ms)")
         print_cpu(notes["cpu"])
-        print(f"   ratio notifications : no-op  {ratio:7.3f}   (target >= 0.6: {'met' if ratio >= 0.6 else 'NOT met'})")
-        results["drain"] = {"noop": noop, "notifications": notes, "ratio": round(ratio, 4), "target_ratio": 0.6}
+        cpu_ratio = noop["cpu"]["total_ms_per_task"] / notes["cpu"]["total_ms_per_task"]
+        print(f"   ratio notifications : no-op  {ratio:7.3f}   (target >= 0.6: {'met' if ratio >= 0.6 else 'NOT met'}); "
+              f"by CPU cost per task {cpu_ratio:.3f} (less sensitive to a busy machine)")
+        results["drain"] = {"noop": noop, "notifications": notes, "ratio": round(ratio, 4),
+                            "ratio_by_cpu_cost": round(cpu_ratio, 4), "target_ratio": 0.6}
 
         print(f"2. latency: transitions at {args.rate:g}/s for {args.seconds:g} s, one worker -c {CONCURRENCY} "
               f"on all queues")

@@ -7,6 +7,7 @@ of the token endpoint is left to the tests that are about it.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 
 import pytest
@@ -23,10 +24,24 @@ PDF = (b"%PDF-1.4\n1 0 obj\n<< /Type /Catalog /Pages 2 0 R >>\nendobj\n"
        b"trailer\n<< /Root 1 0 R >>\n%%EOF\n")
 
 
+def multipart(fields: dict, files: dict) -> tuple[bytes, str]:
+    """A multipart/form-data body, encoded here: the test client would spool a large one to a
+    temporary file it never closes. Returns the body and its content type."""
+    boundary = "scn-test-" + uuid.uuid4().hex
+    parts = []
+    for name, value in fields.items():
+        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode())
+    for name, (filename, content, content_type) in files.items():
+        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{filename}"\r\n'
+                     f"Content-Type: {content_type}\r\n\r\n".encode() + content + b"\r\n")
+    parts.append(f"--{boundary}--\r\n".encode())
+    return b"".join(parts), f"multipart/form-data; boundary={boundary}"
+
+
 def make_app(url: str, instance_path, clock=None):
     """The real app (no background worker: tests run the worker's passes themselves)."""
     app = create_app({"database_url": url, "instance_path": str(instance_path), "broker_url": None,
-                      "embedded_autostart": False})
+                      "embedded_autostart": False, "retry_base_s": 0.01, "max_retries": 1})
     app.config["TESTING"] = True
     if clock is not None:
         app.extensions["scn"].clock = clock
@@ -55,6 +70,10 @@ class Api:
             assert issued is not None, f"no token for {username}"
             self._tokens[username] = issued[0]
         return self._tokens[username]
+
+    def new_tokens(self) -> None:
+        """Forget the tokens (after the clock moved past their expiry)."""
+        self._tokens.clear()
 
     def auth(self, username: str | None, **extra) -> dict:
         headers = {"Authorization": f"Bearer {self.token(username)}"} if username else {}

@@ -44,8 +44,10 @@ def _guard_body():
     """415 for a body that is not JSON where JSON is expected; 413 for one over the limit."""
     if not _is_api() or request.method not in ("POST", "PUT", "PATCH"):
         return None
-    if request.path.endswith("/attachments"):
-        return None  # multipart, checked by the view
+    if request.path.endswith("/attachments"):  # an upload: multipart, its size checked by the view
+        if request.mimetype != "multipart/form-data":
+            raise UnsupportedMediaType("Upload the file as multipart/form-data with fields file and kind.")
+        return None
     if request.content_length and request.content_length > JSON_LIMIT:
         raise RequestEntityTooLarge(f"The body is larger than {JSON_LIMIT // 1024} KiB.")
     raw = request.get_data(cache=True)
@@ -63,6 +65,8 @@ def init_api(app: Flask) -> ProblemApi:
         API_TITLE="scn-workflow", API_VERSION="v1", OPENAPI_VERSION="3.0.3",
         OPENAPI_URL_PREFIX="/api", OPENAPI_JSON_PATH="openapi.json",
         OPENAPI_SWAGGER_UI_PATH="docs", OPENAPI_SWAGGER_UI_URL="/api/docs/assets/",
+        # no online validator badge: it would load from validator.swagger.io, telling it the spec's URL
+        OPENAPI_SWAGGER_UI_CONFIG={"validatorUrl": None},
         API_SPEC_OPTIONS={
             "info": {"description": "The nomination workflow of the ASEAN Smart Cities Network. Every error is "
                                     "application/problem+json."},

@@ -6,6 +6,7 @@ from urllib.parse import urlencode
 
 from flask import Response, json, request, send_file, url_for
 from flask_smorest import Blueprint
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from scn_workflow.api.auth import current_actor, etag, required_version
 from scn_workflow.api.docs import errors
@@ -194,10 +195,13 @@ def add_attachment(form, nomination_id):
     upload = request.files.get("file")
     if upload is None:
         raise InvalidInput("The attachment is not valid.", {"file": ["Missing file."]})
+    content = upload.read(attachments.MAX_BYTES + 1)
+    if len(content) > attachments.MAX_BYTES:
+        raise RequestEntityTooLarge(f"An attachment may be at most {attachments.MAX_BYTES // (1024 * 1024)} MiB.")
     version = None
     if request.headers.get("If-Match"):
         version = required_version()
-    return attachments.add(svc(), actor, nomination_id, form["kind"], upload.filename or "", upload.read(), version)
+    return attachments.add(svc(), actor, nomination_id, form["kind"], upload.filename or "", content, version)
 
 
 @blp.get("/<int:nomination_id>/attachments/<int:attachment_id>")

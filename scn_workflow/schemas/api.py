@@ -148,7 +148,7 @@ class AttachmentForm(Schema):
 
 class WorkflowTrigger(Schema):
     trigger = fields.String()
-    from_ = fields.List(fields.String(), data_key="from")
+    from_ = fields.List(fields.String(), data_key="from", attribute="from")
     to = fields.String()
     event = fields.String()
     who = fields.String()

@@ -17,3 +17,8 @@ def record_effect(uow: UnitOfWork, event_id: str, effect: str, now, detail: str 
     """Record an effect in the caller's transaction; a duplicate fails the whole transaction."""
     uow.session.execute(sa.insert(t.effects).values(event_id=event_id, effect=effect,
                                                     recorded_at=now, detail=detail))
+
+
+def effects_of(uow: UnitOfWork, event_id: str) -> set[str]:
+    """Every effect already recorded for the event, in one query."""
+    return set(uow.session.scalars(sa.select(t.effects.c.effect).where(t.effects.c.event_id == event_id)))

@@ -12,7 +12,7 @@ from scn_workflow.db import tables as t
 from scn_workflow.db.uow import UnitOfWork
 from scn_workflow.domain.model import MemberState, Nomination
 from scn_workflow.services import Services, mailer
-from scn_workflow.services.effects import already_done, record_effect
+from scn_workflow.services.effects import already_done, effects_of, record_effect
 from scn_workflow.services.relay import mark_done
 
 WHAT_HAPPENED = {
@@ -83,22 +83,26 @@ def render(svc: Services, event, nomination: Nomination, to_name: str, to_addres
 def notify(svc: Services, event_id: str) -> int:
     """Send the mails of one event, each recipient once however often this runs. Returns mails sent."""
     with svc.uow() as uow:
-        if already_done(uow, event_id, "done:notifications"):
+        done = effects_of(uow, event_id)
+        if "done:notifications" in done:
             return 0
         event = uow.session.execute(sa.select(t.events).where(t.events.c.event_id == event_id)).one()
         nomination = uow.session.get(Nomination, event.nomination_id)
-        targets = recipients(uow, event, nomination)
+        targets = [(who, address) for who, address in recipients(uow, event, nomination)
+                   if f"mail:{address.lower()}" not in done]
     sent = 0
-    for who, address in targets:
-        effect = f"mail:{address.lower()}"
-        with svc.uow() as uow:
-            lock_effect(uow, event_id, effect)
-            if already_done(uow, event_id, effect):
-                continue
-            where = mailer.send(svc.settings, render(svc, event, nomination, who, address))
-            record_effect(uow, event_id, effect, svc.clock(), where)
-            uow.commit()
-            sent += 1
+    with mailer.Outbox(svc.settings) as outbox:  # one SMTP connection for all the event's mails
+        for who, address in targets:
+            effect = f"mail:{address.lower()}"
+            # One transaction per mail, so a crash never sends an earlier mail again.
+            with svc.uow() as uow:
+                lock_effect(uow, event_id, effect)
+                if already_done(uow, event_id, effect):  # another worker sent it meanwhile
+                    continue
+                where = outbox.send(render(svc, event, nomination, who, address))
+                record_effect(uow, event_id, effect, svc.clock(), where)
+                uow.commit()
+                sent += 1
     with svc.uow() as uow:
         if not already_done(uow, event_id, "done:notifications"):
             mark_done(uow, event_id, "notifications", svc.clock())

@@ -119,9 +119,13 @@ def publish(svc: Services, publisher: Publisher, outbox_ids: list[str] | None = 
 
 def mark_done(uow: UnitOfWork, event_id: str, queue: str, now) -> None:
     """Record, in the caller's transaction, that `queue` finished its work for the event."""
+    stmt = sa.select(t.outbox.c.queues, t.outbox.c.event_name).where(t.outbox.c.id == event_id)
+    if uow.dialect == "postgresql":
+        # Two queues finishing the same event at once: the second waits and sees the first's mark,
+        # so one of them closes the event.
+        stmt = stmt.with_for_update()
+    row = uow.session.execute(stmt).one_or_none()
     record_effect(uow, event_id, f"done:{queue}", now)
-    row = uow.session.execute(sa.select(t.outbox.c.queues, t.outbox.c.event_name)
-                              .where(t.outbox.c.id == event_id)).one_or_none()
     if row is None:
         return
     # The relay may not have committed its bookkeeping yet: derive the queues the same way.

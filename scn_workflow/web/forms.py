@@ -53,6 +53,11 @@ def validate_nomination(raw: dict, *, creating: bool) -> tuple[dict | None, dict
         if isinstance(errors.get("projects"), dict):
             errors["projects"] = {kept[i] if isinstance(i, int) and i < len(kept) else i: messages
                                   for i, messages in errors["projects"].items()}
+            for i, messages in errors["projects"].items():
+                if isinstance(messages, dict) and "focus_area" in messages and not raw["projects"][i]["focus_area"]:
+                    messages["focus_area"] = ["Choose the focus area of this project."]
+        if "city_name" in errors and not data["city_name"]:
+            errors["city_name"] = ["Enter the name of the city."]
         return None, errors
 
 
@@ -65,7 +70,17 @@ def assessment_input(form: MultiDict, focus_areas: list[str]) -> dict:
 
 
 def validate_assessment(raw: dict) -> tuple[dict | None, dict]:
+    """(clean data, {}) or (None, errors by field), saying what to do about a field left empty."""
     try:
         return AssessmentSchema().load(raw), {}
     except ValidationError as err:
-        return None, err.messages
+        errors = dict(err.messages)
+        if isinstance(errors.get("scores"), dict):
+            for area, messages in errors["scores"].items():
+                if raw["scores"].get(area) == "":
+                    messages["value"] = ["Choose a score from 1 to 5."]
+        if "recommendation" in errors and not raw["recommendation"]:
+            errors["recommendation"] = ["Choose a recommendation."]
+        if "summary" in errors and not raw["summary"].strip():
+            errors["summary"] = ["Write a summary of the assessment."]
+        return None, errors

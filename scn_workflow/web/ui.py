@@ -238,7 +238,10 @@ def review_desk():
 @bp.get("/workflow")
 def workflow_page():
     from scn_workflow.web.diagram import workflow_svg
-    counts = nominations.count_by_state(svc()) if current_user() else {}
+    counts = {}
+    if current_user():  # every state, so that an empty one shows its 0
+        found = nominations.count_by_state(svc())
+        counts = {state: found.get(state, 0) for state in workflow.STATES}
     return render_template("workflow.html", svg=workflow_svg(workflow.describe(), counts), counts=counts,
                            definition=workflow.describe())
 

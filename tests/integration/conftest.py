@@ -118,11 +118,15 @@ def smtp_server():
 
 
 class WebhookReceiver:
-    """An HTTP server recording every POST; `script` lists the statuses to answer, then 200."""
+    """An HTTP server recording every POST; `script` lists the statuses to answer, then 200.
+
+    `delay` (seconds) makes it a slow receiver: each POST is recorded, then answered that much later.
+    """
 
     def __init__(self):
         self.calls = []
         self.script: list[int] = []
+        self.delay = 0.0
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -132,6 +136,8 @@ class WebhookReceiver:
                 receiver.calls.append({"path": self.path, "body": body,
                                        "headers": {k.lower(): v for k, v in self.headers.items()},
                                        "status": status})
+                if receiver.delay:
+                    time.sleep(receiver.delay)
                 self.send_response(status)
                 self.end_headers()
 

@@ -74,7 +74,7 @@ class CaseCounter:
         total = sum(sum(c.values()) for c in self.counts.values())
         out = [f"schemathesis: {total} cases run against /api/openapi.json"]
         for run, counter in sorted(self.counts.items()):
-            out.append(f"  {run}: {sum(counter.values())} ({len(counter)} kinds)")
+            out.append(f"  {run}: {sum(counter.values())} cases over {len(counter)} operations")
         return out
 
     def pytest_terminal_summary(self, terminalreporter):

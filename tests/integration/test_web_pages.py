@@ -15,6 +15,7 @@ from html.parser import HTMLParser
 
 import pytest
 import sqlalchemy as sa
+from flask.testing import EnvironBuilder
 
 from scn_workflow.app import create_app
 from scn_workflow.db import tables as t
@@ -54,11 +55,21 @@ class Visitor:
     def get(self, url: str, **kwargs):
         return self.client.get(url, **kwargs)
 
-    def post(self, url: str, data: dict | None = None, *, csrf: bool = True, **kwargs):
+    def post(self, url: str, data: dict | None = None, *, csrf: bool = True, follow_redirects: bool = False, **kwargs):
         data = dict(data or {})
         if csrf:
             data.setdefault("csrf_token", self.token)
-        return self.client.post(url, data=data, **kwargs)
+        # The test client spools a large body to a temporary file and never closes it: build the
+        # request here, and close its body once answered.
+        builder = EnvironBuilder(self.client.application, url, method="POST", data=data, **kwargs)
+        try:
+            environ = builder.get_environ()
+        finally:
+            builder.close()
+        try:
+            return self.client.open(environ, follow_redirects=follow_redirects)
+        finally:
+            environ["wsgi.input"].close()
 
 
 @dataclass
@@ -526,6 +537,8 @@ def test_validation_errors_sit_next_to_each_field_and_everything_typed_stays(sit
     assert set(errors) == {"city_name", "population", "csco_email", "project-1-focus_area"}
     assert errors["csco_email"] == "Not a valid email address."
     assert errors["population"] == "Not a valid integer."
+    assert errors["city_name"] == "Enter the name of the city."
+    assert errors["project-1-focus_area"] == "Choose the focus area of this project."
     # every value is kept as typed
     assert field_value(response, "population") == "lots"
     assert field_value(response, "csco_email") == "not an email"
@@ -909,7 +922,8 @@ def test_the_review_form_scores_each_claimed_focus_area(site):
     assert incomplete.status_code == 422
     assert "Please correct the fields marked below." in text(incomplete)
     assert "recommendation" in errors_on(incomplete)
-    assert "Not a valid integer." in text(incomplete)  # next to the score left empty
+    assert "Choose a score from 1 to 5." in text(incomplete)  # next to the score left empty
+    assert errors_on(incomplete)["recommendation"] == "Choose a recommendation."
     assert field_value(incomplete, "summary") == "Kept summary."
     assert '<option value="4" selected>' in text(incomplete)
     assert site.get(n.id).state == "submitted"
