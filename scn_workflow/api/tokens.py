@@ -1,6 +1,6 @@
 """POST /api/v1/tokens: a username and password for a bearer token."""
 
-from flask import request
+from flask import current_app, request
 from flask_smorest import Blueprint
 from werkzeug.exceptions import Unauthorized
 
@@ -11,7 +11,11 @@ from scn_workflow.services import tokens
 from scn_workflow.web import svc
 
 blp = Blueprint("tokens", __name__, url_prefix="/api/v1/tokens", description="Bearer tokens")
-_attempts = RateLimiter(limit=10, window_s=60)
+
+
+def _attempts() -> RateLimiter:
+    """One limiter per app (tests build many apps in one process)."""
+    return current_app.extensions.setdefault("scn_token_attempts", RateLimiter(limit=10, window_s=60))
 
 
 @blp.post("")
@@ -23,7 +27,7 @@ def create_token(body):
 
     A wrong password and an unknown user get the same answer. Ten attempts a minute per
     address and username."""
-    _attempts.hit(f"{request.remote_addr}|{body['username']}")
+    _attempts().hit(f"{request.remote_addr}|{body['username']}")
     issued = tokens.issue(svc(), body["username"], body["password"])
     if issued is None:
         raise Unauthorized("The username or password is wrong.")

@@ -88,6 +88,9 @@ def open_file(svc: Services, actor: Actor, nomination_id: int, attachment_id: in
             if valid_id(attachment_id) else None
     if row is None:
         raise NotFound(f"No attachment {attachment_id} on nomination {nomination_id}.")
-    return os.path.join(_folder(svc), row.content_hash), {"filename": row.filename, "size": row.size}
+    path = os.path.join(_folder(svc), row.content_hash)
+    if not os.path.exists(path):
+        raise NotFound(f"The file of attachment {attachment_id} is missing from storage; tell an operator.")
+    return path, {"filename": row.filename, "size": row.size}
 
 
