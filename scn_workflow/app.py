@@ -26,12 +26,11 @@ def create_app(test_config: dict | None = None) -> Flask:
                       MAX_CONTENT_LENGTH=10 * 1024 * 1024)
     svc = app.extensions["scn"] = Services(settings)
 
-    from scn_workflow.services import relay
     from scn_workflow.workers import celery_init_app, publisher
     celery = celery_init_app(app)
     if settings.broker_url:
-        publish = publisher(celery)
-        svc.after_commit = lambda ids: relay.publish(svc, publish, ids)
+        from scn_workflow.workers.background import BackgroundRelay
+        svc.after_commit = app.extensions["scn_relay"] = BackgroundRelay(svc, publisher(celery))
     else:
         from scn_workflow.workers.embedded import EmbeddedWorker
         worker = app.extensions["scn_embedded_worker"] = EmbeddedWorker(svc)

@@ -399,6 +399,59 @@ def test_redelivered_messages_send_nothing_twice(db_url, clock, tmp_path, smtp_s
         svc.engine.dispose()
 
 
+def test_a_redelivery_while_the_first_delivery_runs_sends_nothing_twice(pg_url, clock, tmp_path, smtp_server,
+                                                                       webhook_receiver):
+    """The sweep re-publishes work not done within SCN_REDELIVER_AFTER_S, so a slow lead agency
+    can have two workers deliver the same acceptance at once: the second must wait and find it done."""
+    svc = make_services(pg_url, clock, tmp_path, smtp_url=smtp_server.url)
+    w = build_world(svc)
+    with svc.engine.begin() as c:
+        c.execute(sa.update(t.member_states).where(t.member_states.c.code == "ID").values(
+            lead_agency_webhook_url=webhook_receiver.url + "/handover", lead_agency_webhook_secret=SECRET))
+    webhooks.subscribe(svc, w.admin, webhook_receiver.url + "/subscriber", SUB_SECRET, ["nomination.accepted"])
+    n = nominations.create(svc, w.submitter_id, complete_draft("Banyuwangi"))
+    n = nominations.fire(svc, w.submitter_id, n.id, "submit", n.version)
+    HANDLERS["checks"](svc, events_of(svc, n.id)[-1].event_id)
+    n = nominations.get(svc, w.reviewer_sg, n.id)
+    n = nominations.fire(svc, w.reviewer_sg, n.id, "review", n.version, assessment=ASSESSMENT)
+    n = nominations.fire(svc, w.reviewer_ph, n.id, "accept", n.version)
+    accepted = accepted_event_id(svc, n.id)
+
+    webhook_receiver.delay = 0.4  # a slow lead agency and subscriber
+    workers = [make_services(pg_url, clock, tmp_path, smtp_url=smtp_server.url) for _ in range(2)]
+    barrier = threading.Barrier(2)
+    refused: list[Exception] = []
+
+    def deliver(worker):
+        barrier.wait(10)
+        for queue in ("handover", "webhooks", "notifications"):
+            try:
+                HANDLERS[queue](worker, accepted)
+            except Exception as exc:  # noqa: BLE001 - a worker would retry; the retry is below
+                refused.append(exc)
+
+    threads = [threading.Thread(target=deliver, args=(s,)) for s in workers]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(30)
+    for queue in ("handover", "webhooks", "notifications"):  # the retries of whatever was refused
+        HANDLERS[queue](svc, accepted)
+    for s in (svc, *workers):
+        s.engine.dispose()
+
+    assert not any(th.is_alive() for th in threads)
+    assert all("hand_over was refused" in str(e) or "duplicate key" in str(e) for e in refused), refused
+    assert [(c["path"], c["headers"]["idempotency-key"]) for c in webhook_receiver.calls
+            if c["path"] == "/handover"] == [("/handover", accepted)]
+    assert [c["path"] for c in webhook_receiver.calls if c["path"] == "/subscriber"] == ["/subscriber"]
+    assert len(package_mails(smtp_server)) == 1
+    told = Counter(m["To"] for m in smtp_server.received() if m["X-SCN-Event-Id"] == accepted)
+    assert told == Counter({address("sub-id"): 1, address("sub-id2"): 1})
+    assert nominations.get(svc, w.submitter_id, n.id).state == "handed_over"
+    svc.engine.dispose()
+
+
 # 6. Two relays at once ---------------------------------------------------------------------------
 
 def test_two_relays_at_once_publish_each_row_once(pg_url, clock, tmp_path, webhook_receiver):
