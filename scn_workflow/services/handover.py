@@ -73,7 +73,9 @@ def deliver(svc: Services, event_id: str) -> str:
                     continue  # delivered by an earlier attempt
                 try:
                     if channel == "webhook":
-                        detail = f"answered {post(target, agency.lead_agency_webhook_secret or '', 'nomination.accepted', event_id, body)}"
+                        status = post(target, agency.lead_agency_webhook_secret or "", "nomination.accepted",
+                                      event_id, body)
+                        detail = f"answered {status}"
                     else:
                         detail = mailer.send(svc.settings, _package_mail(svc, nomination, agency, event_id, body))
                 except (DeliveryFailed, OSError) as exc:

@@ -13,10 +13,8 @@ import uuid
 from datetime import datetime, timedelta, timezone
 from urllib.parse import parse_qs, urlsplit
 
-import pytest
 import sqlalchemy as sa
 
-from scn_workflow.api.tokens import _attempts
 from scn_workflow.db import tables as t
 from scn_workflow.domain.reference import ascn
 from scn_workflow.services import failures, tokens, users
@@ -259,8 +257,8 @@ def test_if_match_on_transitions(api):
 
 def test_409_for_a_trigger_not_valid_from_the_state(api):
     n = api.create()
-    body = assert_problem(api.post(f"nominations/{n['id']}/transitions", "rev-sg", json={"trigger": "accept"},
-                                   headers={"If-Match": '"1"'}), 404)  # a reviewer does not see a draft
+    assert_problem(api.post(f"nominations/{n['id']}/transitions", "rev-sg", json={"trigger": "accept"},
+                            headers={"If-Match": '"1"'}), 404)  # a reviewer does not see a draft
     body = assert_problem(api.post(f"nominations/{n['id']}/transitions", "sub-id", json={"trigger": "accept"},
                                    headers={"If-Match": '"1"'}), 409, "Transition not allowed from this state")
     assert rules(body) == ["valid_source_state"] and "drafted" in body["detail"]
@@ -423,8 +421,8 @@ def test_a_refused_create_does_not_spend_the_key(api):
     response = api.post("nominations", "sub-id", json=complete_draft(member_state="TH"), headers=key)
     assert_problem(response, 403)  # refused again, not replayed, not a conflict
     assert count(api, t.nominations) == 0
-    body = assert_problem(api.post("nominations", "sub-id", json=complete_draft(), headers={"Idempotency-Key": "k" * 201}),
-                          422)
+    body = assert_problem(api.post("nominations", "sub-id", json=complete_draft(),
+                                   headers={"Idempotency-Key": "k" * 201}), 422)
     assert set(body["errors"]) == {"Idempotency-Key"}
     assert count(api, t.nominations) == 0
 
@@ -444,7 +442,8 @@ def test_a_pdf_is_attached_and_downloaded_by_those_who_may_see_it(api):
     path = f"nominations/{n['id']}/attachments/{attachment['id']}"
     status, mimetype, headers, data = download(api, path, "sub-id2")
     assert (status, mimetype, data) == (200, "application/pdf", PDF)
-    assert headers["Content-Disposition"].startswith("attachment") and "action-plan.pdf" in headers["Content-Disposition"]
+    disposition = headers["Content-Disposition"]
+    assert disposition.startswith("attachment") and "action-plan.pdf" in disposition
     assert_problem(api.get(path, "rev-sg"), 404)  # a draft is not the reviewers' yet
     assert_problem(api.get(path, "sub-th"), 404)
     assert_problem(api.get(f"nominations/{n['id']}/attachments/{attachment['id'] + 1}", "sub-id"), 404)

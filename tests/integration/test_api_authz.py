@@ -167,7 +167,8 @@ def _attach(api, nomination) -> int:
 
 def _versions(api, values: dict) -> dict:
     with api.svc.engine.connect() as connection:
-        return {target: connection.scalar(sa.select(t.nominations.c.version).where(t.nominations.c.id == values[target]))
+        return {target: connection.scalar(sa.select(t.nominations.c.version)
+                                          .where(t.nominations.c.id == values[target]))
                 for target in NOMINATION_TARGETS if target in values}
 
 

@@ -164,7 +164,7 @@ def accepted_event_id(svc, nomination_id: int) -> str:
 
 # 1. SIGKILL in the middle -------------------------------------------------------------------
 
-PER_STATE = 20  # 5 states x 20 submissions: 100 submitted + 100 checks.completed events, 380 mails
+PER_STATE = 40  # 5 states x 40: 200 submissions, each causing checks.completed too; 760 mails
 
 
 def test_sigkill_mid_stream_loses_and_duplicates_nothing(stack, smtp_server, start_worker):
@@ -191,6 +191,9 @@ def test_sigkill_mid_stream_loses_and_duplicates_nothing(stack, smtp_server, sta
 
     expected = expected_mails(svc, ["nomination.submitted", "checks.completed"])
     assert sum(expected.values()) == total
+    # A kill after the SMTP server accepted a mail but before its effect record committed makes
+    # the redelivery send that mail again (same Message-ID): SMTP cannot take part in our
+    # transaction. This assertion is kept strict on purpose, so that window stays visible.
     assert_same_mails(notification_mails(smtp_server), expected)
     checks = checks_per_submission(svc)
     assert len(checks) == len(CITIES) * PER_STATE
@@ -238,7 +241,7 @@ def test_transitions_during_a_redis_outage_commit_and_are_delivered_later(stack,
             t.outbox.c.published_at.is_(None)))
     assert states == [("submitted", 10)]
     assert unpublished == 50
-    assert smtp_server.received() == []
+    assert notification_mails(smtp_server) == Counter()
 
     redis_server.start()  # the same port, empty: nothing of the outage is in it
     wait_for(lambda: incomplete_outbox(svc) == 0, 60, interval=0.2, what="the outage's events to be delivered")
@@ -248,6 +251,10 @@ def test_transitions_during_a_redis_outage_commit_and_are_delivered_later(stack,
     assert sum(expected.values()) == sum(10 * len(SUBMITTERS[ms]) + 2 * len(expected_recipients("checks.completed", ms))
                                          for ms in CITIES)
     assert_same_mails(notification_mails(smtp_server), expected)
+    returned = [m for m in smtp_server.received() if m["X-SCN-Event"] == "nomination.returned"
+                and m["To"] == address("sub-th")]
+    assert len(returned) == 4 and {m["Subject"] for m in returned} == {
+        f"[{n.reference}] {n.city_name} was returned for revision" for who, n in drafts if who.member_state == "TH"}
     checks = checks_per_submission(svc)
     assert sorted(len(names) for names in checks.values()) == [0] * 20 + [len(CHECK_NAMES)] * 10
 
@@ -352,7 +359,7 @@ def test_redelivered_messages_send_nothing_twice(db_url, clock, tmp_path, smtp_s
                            ["nomination.submitted", "nomination.accepted"])
         sent: list[tuple[str, str]] = []
 
-        def publish(queue, event_id):
+        def publish(queue, event_id, **_):  # correlation_id= too
             sent.append((queue, event_id))
 
         def perform_twice():
@@ -471,7 +478,7 @@ def test_two_relays_at_once_publish_each_row_once(pg_url, clock, tmp_path, webho
     errors = []
 
     def run(i):
-        def publisher(queue, event_id):
+        def publisher(queue, event_id, **_):
             time.sleep(0.003)  # a slow broker, so the two relays overlap
             published[i].append(event_id)
         try:

@@ -72,5 +72,8 @@ def facts(actor: Actor, **overrides) -> Facts:
 
 
 def snapshot(n: Nomination) -> dict:
-    """Everything about a nomination, to show a refusal changed nothing."""
-    return copy.deepcopy(vars(n))
+    """Everything about a nomination, to show a refusal changed nothing.
+
+    SQLAlchemy's instrumentation state is left out: once any test in the process has mapped the
+    domain classes (persistence maps them from outside), instances carry it, and it is not theirs."""
+    return copy.deepcopy({k: v for k, v in vars(n).items() if not k.startswith("_sa_")})
