@@ -224,3 +224,46 @@ def start_worker(tmp_path):
 
 def body_json(call) -> dict:
     return json.loads(call["body"])
+
+
+class RabbitVhost:
+    """A fresh virtual host on the machine's RabbitMQ, so a test sees only its own queues."""
+
+    def __init__(self):
+        self.name = f"scn-test-{os.getpid()}-{time.monotonic_ns() % 10**9}"
+
+    @property
+    def url(self) -> str:
+        return f"amqp://guest:guest@127.0.0.1:5672/{self.name}"
+
+    def _ctl(self, *args) -> None:
+        subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
+
+    def create(self) -> None:
+        self._ctl("add_vhost", self.name)
+        self._ctl("set_permissions", "-p", self.name, "guest", ".*", ".*", ".*")
+
+    def delete(self) -> None:
+        subprocess.run(["rabbitmqctl", "-q", "delete_vhost", self.name], capture_output=True, timeout=60)
+
+
+@pytest.fixture
+def rabbitmq_vhost():
+    try:
+        socket.create_connection(("127.0.0.1", 5672), timeout=2).close()
+    except OSError as exc:
+        need("RabbitMQ", f"127.0.0.1:5672: {exc}")
+    if shutil.which("rabbitmqctl") is None:
+        need("RabbitMQ", "rabbitmqctl is not installed")
+    vhost = RabbitVhost()
+    vhost.create()
+    yield vhost
+    vhost.delete()
+
+
+@pytest.fixture(params=["redis", "rabbitmq"])
+def broker_url(request):
+    """The worker suite runs on each broker DESIGN.md allows: Redis and RabbitMQ."""
+    if request.param == "redis":
+        return request.getfixturevalue("redis_server").url
+    return request.getfixturevalue("rabbitmq_vhost").url

@@ -21,16 +21,16 @@ SUB_SECRET = "subscriber-secret-0123456789"
 
 
 @pytest.fixture
-def stack(pg_url, redis_server, smtp_server, webhook_receiver, start_worker, tmp_path, clock):
-    """The web side (this process, publishing after commit) and one worker process."""
-    app = create_app({"database_url": pg_url, "broker_url": redis_server.url, "smtp_url": smtp_server.url,
+def stack(pg_url, broker_url, smtp_server, webhook_receiver, start_worker, tmp_path, clock):
+    """The web side (this process, publishing after commit) and one worker process, on Redis or RabbitMQ."""
+    app = create_app({"database_url": pg_url, "broker_url": broker_url, "smtp_url": smtp_server.url,
                       "instance_path": str(tmp_path / "web"), "redeliver_after_s": 3.0})
     svc = app.extensions["scn"]
     world = build_world(svc)
     with svc.engine.begin() as c:
         c.execute(sa.update(t.member_states).where(t.member_states.c.code == "ID").values(
             lead_agency_webhook_url=webhook_receiver.url + "/handover", lead_agency_webhook_secret=SECRET))
-    env = worker_env(pg_url, redis_server.url, smtp_server.url, tmp_path / "worker")
+    env = worker_env(pg_url, broker_url, smtp_server.url, tmp_path / "worker")
     worker = start_worker(env)
     yield app, svc, world, worker
     app.extensions["celery"].close()  # its broker connections
@@ -89,3 +89,15 @@ def test_lifecycle_mails_and_webhooks_once_each(stack, smtp_server, webhook_rece
     with svc.engine.connect() as c:
         statuses = c.execute(sa.select(t.deliveries.c.channel, t.deliveries.c.status)).all()
     assert sorted(statuses) == [("email", "accepted"), ("webhook", "accepted")]
+
+
+def test_task_outcomes_and_heartbeats_are_recorded_by_the_worker(stack):
+    app, svc, w, worker = stack
+    n = nominations.create(svc, w.submitter_id, complete_draft())
+    nominations.fire(svc, w.submitter_id, n.id, "submit", n.version)
+    wait_for(lambda: _outbox_complete(svc), 30, what="the submission's reactions")
+    with svc.engine.connect() as c:
+        runs = c.execute(sa.select(t.task_runs.c.task, t.task_runs.c.outcome)).all()
+        beats = wait_for(lambda: c.execute(sa.select(t.worker_heartbeats)).all(), 15, what="a heartbeat")
+    assert ("scn.checks", "succeeded") in runs and ("scn.notifications", "succeeded") in runs
+    assert set(beats[0].queues) == {"checks", "notifications", "handover", "webhooks"}
