@@ -31,8 +31,13 @@ class UnitOfWork:
     def __enter__(self) -> "UnitOfWork":
         self.session = self._factory()
         self.outbox_ids = []
-        if self._read_only:  # on SQLite, a plain BEGIN: readers do not queue behind writers
-            self.session.connection(execution_options={"scn_read_only": True})
+        if self._read_only:
+            options = {"scn_read_only": True}  # on SQLite, a plain BEGIN: readers do not queue behind writers
+            if self.dialect == "postgresql":
+                # No transaction at all: under READ COMMITTED each statement takes its own snapshot
+                # anyway, so this reads the same, without the BEGIN and ROLLBACK round trips.
+                options["isolation_level"] = "AUTOCOMMIT"
+            self.session.connection(execution_options=options)
         return self
 
     def __exit__(self, *exc) -> None:

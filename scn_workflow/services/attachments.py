@@ -69,7 +69,7 @@ def listing(svc: Services, nomination_ids: list[int]) -> dict[int, list[dict]]:
     out: dict[int, list[dict]] = {i: [] for i in nomination_ids}
     if not nomination_ids:
         return out
-    with svc.uow() as uow:
+    with svc.uow(read_only=True) as uow:
         rows = uow.session.execute(sa.select(t.attachments).where(t.attachments.c.nomination_id.in_(nomination_ids))
                                    .order_by(t.attachments.c.id))
         for row in rows:

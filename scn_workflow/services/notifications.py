@@ -39,19 +39,24 @@ def _users(uow: UnitOfWork, *where) -> list[tuple[str, str]]:
 def recipients(uow: UnitOfWork, event, nomination: Nomination) -> list[tuple[str, str]]:
     """(name, address) of everyone to tell about `event`, each address once."""
     u = t.users.c
-    submitters = _users(uow, u.role == "submitter", u.member_state == nomination.member_state)
-    reviewers = _users(uow, u.role == "reviewer",
-                       sa.or_(u.member_state.is_(None), u.member_state != nomination.member_state))
+
+    def submitters():
+        return _users(uow, u.role == "submitter", u.member_state == nomination.member_state)
+
+    def reviewers():
+        return _users(uow, u.role == "reviewer",
+                      sa.or_(u.member_state.is_(None), u.member_state != nomination.member_state))
+
     name = event.name
-    out = []
+    out = []  # only the queries this event needs
     if name == "checks.completed":
-        out = reviewers
+        out = reviewers()
     elif name == "nomination.withdrawn":
-        out = submitters + (reviewers if event.from_state != "drafted" else [])
+        out = submitters() + (reviewers() if event.from_state != "drafted" else [])
     elif name == "handover.failed":
         out = _users(uow, u.role.in_(("operator", "admin")))
     elif name in WHAT_HAPPENED:
-        out = submitters
+        out = submitters()
     if name == "nomination.handed_over":
         agency = uow.session.get(MemberState, nomination.member_state)
         if agency and agency.lead_agency_email:
@@ -82,7 +87,7 @@ def render(svc: Services, event, nomination: Nomination, to_name: str, to_addres
 
 def notify(svc: Services, event_id: str) -> int:
     """Send the mails of one event, each recipient once however often this runs. Returns mails sent."""
-    with svc.uow() as uow:
+    with svc.uow(read_only=True) as uow:
         done = effects_of(uow, event_id)
         if "done:notifications" in done:
             return 0

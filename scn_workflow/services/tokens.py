@@ -37,7 +37,7 @@ def issue(svc: Services, username: str, password: str) -> tuple[str, object] | N
 def resolve(svc: Services, token: str) -> Actor | None:
     """The actor a live token stands for, else None."""
     u, k = t.users.c, t.api_tokens.c
-    with svc.uow() as uow:
+    with svc.uow(read_only=True) as uow:
         row = uow.session.execute(
             sa.select(u.username, u.role, u.member_state).join(t.api_tokens, k.user_id == u.id).where(
                 k.token_hash == _digest(token), k.revoked_at.is_(None), k.expires_at > svc.clock(),

@@ -40,6 +40,9 @@ def test_every_command_exists(name):
         assert re.search(rf"^{attr} = ", (ROOT / f"{module}.py").read_text(), re.M)
         bind_port = command[command.index("--bind") + 1].rsplit(":", 1)[1]
         assert any(p.split(":")[1] == bind_port for p in APP_SERVICES[name].get("ports", []))
+    elif program == "celery" and command[3] == "flower":
+        assert APP_SERVICES[name].get("profiles") == ["flower"], "Flower runs only behind its profile"
+        assert "flower" in (ROOT / "pyproject.toml").read_text() and ".[flower]" in (ROOT / "Dockerfile").read_text()
     elif program == "celery":
         assert command[1:3] == ["-A", "worker"]
         assert re.search(r"^celery = ", (ROOT / "worker.py").read_text(), re.M)
@@ -64,3 +67,19 @@ def test_every_variable_is_read_by_the_code():
     for variable in env:
         assert f'"{variable}"' in CONFIG_SOURCE, f"{variable} is set in docker-compose.yml but never read"
     assert env["SCN_ENV"] == "production"
+
+
+def test_production_refuses_unsafe_settings(tmp_path, monkeypatch):
+    """SCN_ENV=production with the defaults: the app refuses to start and says why."""
+    from scn_workflow.app import create_app
+    for name in ("SCN_SECRET_KEY", "SCN_DATABASE_URL", "SCN_BROKER_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("SCN_ENV", "production")
+    with pytest.raises(RuntimeError) as refused:
+        create_app({"instance_path": str(tmp_path)})
+    message = str(refused.value)
+    assert "SCN_SECRET_KEY" in message and "SQLite" in message and "SCN_BROKER_URL" in message
+    monkeypatch.setenv("SCN_SECRET_KEY", "a-real-secret-of-enough-length")
+    monkeypatch.setenv("SCN_DATABASE_URL", "postgresql://scn@db.invalid/scn")
+    monkeypatch.setenv("SCN_BROKER_URL", "redis://redis.invalid:6379/0")
+    assert create_app({"instance_path": str(tmp_path)}).extensions["scn"].settings.env == "production"
