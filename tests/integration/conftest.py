@@ -174,14 +174,15 @@ def worker_env(db_url: str, broker_url: str, smtp_url: str | None, instance: Pat
 class Worker:
     """A real `celery -A worker worker` process (with beat for the outbox sweep)."""
 
-    def __init__(self, env: dict, log_path: Path, concurrency: int = 2):
-        self.env, self.log_path, self.concurrency = env, log_path, concurrency
+    def __init__(self, env: dict, log_path: Path, concurrency: int = 2, beat: bool = True):
+        self.env, self.log_path, self.concurrency, self.beat = env, log_path, concurrency, beat
         self.process = None
 
     def start(self) -> None:
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                [str(BIN / "celery"), "-A", "worker", "worker", "-B", "-Q", "checks,notifications,handover,webhooks",
+                [str(BIN / "celery"), "-A", "worker", "worker", *(["-B"] if self.beat else []),
+                 "-Q", "checks,notifications,handover,webhooks", "-n", f"{self.log_path.stem}@%h",
                  "-c", str(self.concurrency), "--loglevel", "INFO", "-s", str(self.log_path.with_suffix(".beat")),
                  "--without-mingle", "--without-gossip"],
                 cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -211,8 +212,8 @@ class Worker:
 def start_worker(tmp_path):
     started = []
 
-    def start(env: dict, concurrency: int = 2) -> Worker:
-        worker = Worker(env, tmp_path / f"worker{len(started)}.log", concurrency)
+    def start(env: dict, concurrency: int = 2, beat: bool = True) -> Worker:
+        worker = Worker(env, tmp_path / f"worker{len(started)}.log", concurrency, beat)
         worker.start()
         started.append(worker)
         return worker
