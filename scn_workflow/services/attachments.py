@@ -8,10 +8,10 @@ import os
 import sqlalchemy as sa
 
 from scn_workflow.db import tables as t
-from scn_workflow.domain.errors import Forbidden, InvalidInput, NotFound, RuleViolation, Violation
-from scn_workflow.domain.model import Actor, Role
+from scn_workflow.domain.errors import InvalidInput, NotFound
+from scn_workflow.domain.model import Actor
 from scn_workflow.services import Services
-from scn_workflow.services.nominations import _expect_version, _load, valid_id
+from scn_workflow.services.nominations import _load, load_draft_for_change, valid_id
 
 KINDS = ("action_plan", "supporting_document")
 MAX_BYTES = 8 * 1024 * 1024
@@ -47,14 +47,7 @@ def add(svc: Services, actor: Actor, nomination_id: int, kind: str, filename: st
             handle.write(content)
         os.replace(path + ".tmp", path)
     with svc.uow() as uow:
-        nomination = _load(uow, actor, nomination_id)
-        if actor.role is not Role.SUBMITTER or actor.member_state != nomination.member_state:
-            raise Forbidden(f"Only a submitter of member state {nomination.member_state} may attach files.",
-                            [Violation("submitter_of_member_state", "You may not change this nomination.")])
-        if nomination.state != "drafted":
-            raise RuleViolation(f"Files can be attached only while drafted; this nomination is {nomination.state}.",
-                                [Violation("editable_only_when_drafted", f"The nomination is {nomination.state}.")])
-        _expect_version(nomination, expected_version)
+        nomination = load_draft_for_change(uow, actor, nomination_id, expected_version, "attach files")
         now = svc.clock()
         new_id = uow.session.execute(sa.insert(t.attachments).values(
             nomination_id=nomination.id, kind=kind, filename=safe_name, content_hash=digest, size=len(content),

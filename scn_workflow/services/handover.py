@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from email.message import EmailMessage
 from email.utils import formatdate
 

@@ -120,20 +120,26 @@ def _content(data: dict) -> dict:
     return out
 
 
+def load_draft_for_change(uow: UnitOfWork, actor: Actor, nomination_id: int, expected_version: int | None,
+                          what: str = "edit it") -> Nomination:
+    """A drafted nomination the actor (a submitter of its member state) may change, at the version expected."""
+    nomination = _load(uow, actor, nomination_id)
+    if actor.role is not Role.SUBMITTER or actor.member_state != nomination.member_state:
+        raise Forbidden(f"Only a submitter of member state {nomination.member_state} may {what}.",
+                        [Violation("submitter_of_member_state", "You may not change this nomination.")])
+    if nomination.state != "drafted":
+        raise RuleViolation(f"Only a drafted nomination can be edited; this one is {nomination.state}.",
+                            [Violation("editable_only_when_drafted", f"The nomination is {nomination.state}.")])
+    _expect_version(nomination, expected_version)
+    return nomination
+
+
 def update(svc: Services, actor: Actor, nomination_id: int, expected_version: int | None,
            changes: dict) -> Nomination:
     """Edit a draft: a submitter of its member state, based on the current version."""
     _check_content(changes)
     with svc.uow() as uow:
-        nomination = _load(uow, actor, nomination_id)
-        if actor.role is not Role.SUBMITTER or actor.member_state != nomination.member_state:
-            raise Forbidden(f"Only a submitter of member state {nomination.member_state} may edit it.",
-                            [Violation("submitter_of_member_state", "You may not edit this nomination.")])
-        if nomination.state != "drafted":
-            raise RuleViolation(f"Only a drafted nomination can be edited; this one is {nomination.state}.",
-                                [Violation("editable_only_when_drafted",
-                                           f"The nomination is {nomination.state}.")])
-        _expect_version(nomination, expected_version)
+        nomination = load_draft_for_change(uow, actor, nomination_id, expected_version)
         nomination.update(_content(changes), actor.username, svc.clock())
         uow.commit()
         return nomination

@@ -6,7 +6,7 @@ its id is "<outbox id>:<queue>". A queue's handler records `done:<queue>` agains
 event when all its effects are recorded; an event is complete when every queue is done.
 The sweep publishes rows never published (a crash or a broker outage) and re-publishes the
 queues not done within SCN_REDELIVER_AFTER_S (a killed worker), so delivery never waits on
-the broker's own redelivery.
+the broker's own redelivery; a row re-published and still not done waits longer each time.
 """
 
 from __future__ import annotations
@@ -66,6 +66,19 @@ def _done(uow: UnitOfWork, event_ids: Iterable[str]) -> dict[str, set[str]]:
     return done
 
 
+def _republish_before(now, settings):
+    """When a row not done is published again: SCN_REDELIVER_AFTER_S after its first publishing,
+    then twice as long after each re-publishing, up to 8 times. A backlog that takes longer than
+    SCN_REDELIVER_AFTER_S to drain is then not flooded with copies of its own messages."""
+    o = t.outbox.c
+
+    def before(factor):
+        return sa.literal(now - timedelta(seconds=settings.redeliver_after_s * factor), o.published_at.type)
+
+    return sa.case((o.publish_count <= 1, before(1)), (o.publish_count == 2, before(2)),
+                   (o.publish_count == 3, before(4)), else_=before(8))
+
+
 def publish(svc: Services, publisher: Publisher, outbox_ids: list[str] | None = None, *,
             stale_only: bool = False, limit: int = 500) -> int:
     """Publish the given outbox rows (or those due); mark them published. Returns messages sent.
@@ -82,8 +95,7 @@ def publish(svc: Services, publisher: Publisher, outbox_ids: list[str] | None = 
         if outbox_ids is not None:
             stmt = stmt.where(o.id.in_(outbox_ids), o.published_at.is_(None))
         else:
-            stale = now - timedelta(seconds=svc.settings.redeliver_after_s)
-            due = sa.and_(o.completed_at.is_(None), o.published_at < stale)
+            due = sa.and_(o.completed_at.is_(None), o.published_at < _republish_before(now, svc.settings))
             stmt = stmt.where(due if stale_only else sa.or_(o.published_at.is_(None), due))
         if uow.dialect == "postgresql":
             stmt = stmt.with_for_update(skip_locked=True)
