@@ -47,7 +47,8 @@ def add(svc: Services, actor: Actor, nomination_id: int, kind: str, filename: st
             handle.write(content)
         os.replace(path + ".tmp", path)
     with svc.uow() as uow:
-        nomination = load_draft_for_change(uow, actor, nomination_id, expected_version, "attach files")
+        nomination = load_draft_for_change(uow, actor, nomination_id, expected_version, "attach files",
+                                           "Files can be attached only while drafted; this nomination is {state}.")
         now = svc.clock()
         new_id = uow.session.execute(sa.insert(t.attachments).values(
             nomination_id=nomination.id, kind=kind, filename=safe_name, content_hash=digest, size=len(content),

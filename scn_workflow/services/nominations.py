@@ -121,14 +121,15 @@ def _content(data: dict) -> dict:
 
 
 def load_draft_for_change(uow: UnitOfWork, actor: Actor, nomination_id: int, expected_version: int | None,
-                          what: str = "edit it") -> Nomination:
+                          what: str = "edit it",
+                          refusal: str = "Only a drafted nomination can be edited; this one is {state}.") -> Nomination:
     """A drafted nomination the actor (a submitter of its member state) may change, at the version expected."""
     nomination = _load(uow, actor, nomination_id)
     if actor.role is not Role.SUBMITTER or actor.member_state != nomination.member_state:
         raise Forbidden(f"Only a submitter of member state {nomination.member_state} may {what}.",
                         [Violation("submitter_of_member_state", "You may not change this nomination.")])
     if nomination.state != "drafted":
-        raise RuleViolation(f"Only a drafted nomination can be edited; this one is {nomination.state}.",
+        raise RuleViolation(refusal.format(state=nomination.state),
                             [Violation("editable_only_when_drafted", f"The nomination is {nomination.state}.")])
     _expect_version(nomination, expected_version)
     return nomination
