@@ -20,11 +20,12 @@ Phases (each prints one line or a few, and goes to bench/results/latest.json):
 2. web tier only: transitions over HTTP as fast as the server answers, with no worker running (the
    relay publishes to Redis; those messages are purged afterwards): what gunicorn alone sustains.
 3. transitions with every mail delivered: the worker runs. Each client owns a share of --nominations
-   (complete drafts, 11 member states, 2 submitters each) and loops submit -> return_for_revision
-   (a reviewer, with a comment) -> submit ..., each with If-Match. Before a nomination's next
-   transition the client waits until the mails of its previous one arrived (a submit: 2 mails to the
-   submitters, the checks, and checks.completed's 2 mails to the reviewers; a return: 2 mails), and at
-   most --window transitions await their mails at once. After --seconds no new transition starts; the
+   (complete drafts, 11 member states, 2 submitters each) and takes them one at a time: submit, then
+   return_for_revision (a reviewer, with a comment), then the next nomination, each with If-Match.
+   Before each transition the client waits until the mails of its previous one arrived (a submit: 2
+   mails to the submitters, the checks, and checks.completed's 2 mails to the reviewers; a return: 2
+   mails), so at most --connections transitions await their mails at once and submits and returns
+   alternate. After --seconds no new transition starts; the
    mails still due are awaited. The expected mails are then counted from the database (every event of
    the phase, notifications.recipients as the worker decides) and checked against the sink.
    transitions/s = transitions / (first request -> last mail).
@@ -361,16 +362,13 @@ class LoadGen:
                     nom["version"] += 1  # checks.completed is a change too
             except asyncio.TimeoutError:
                 stats["errors"].append(f"{trigger} {nom['id']}: mails did not arrive within 300 s")
-            finally:
-                if stats.get("window") is not None:
-                    stats["window"].release()
 
         nom["pending"] = asyncio.ensure_future(delivered())
 
     @staticmethod
-    def _new_stats(window: int | None = None) -> dict:
+    def _new_stats() -> dict:
         return {"requests": 0, "latency": [], "first": float("inf"), "last_response": 0.0, "fired": [],
-                "status": Counter(), "errors": [], "window": asyncio.Semaphore(window) if window else None}
+                "status": Counter(), "errors": []}
 
     def _report(self, stats: dict, started: float) -> dict:
         fired = stats["fired"]
@@ -380,33 +378,30 @@ class LoadGen:
                 "errors": stats["errors"][:20], "error_count": len(stats["errors"]),
                 "fired": [list(f) for f in fired]}
 
-    async def cmd_transitions(self, pool: str, seconds: float, connections: int, deliver: bool,
-                              window: int | None = None):
-        """Closed loop: each client round-robins its share of the pool."""
+    async def cmd_transitions(self, pool: str, seconds: float, connections: int, deliver: bool):
+        """Closed loop: each client takes its share of the pool one nomination at a time, submit then
+        return_for_revision (with `deliver`, each after the mails of the one before arrived), then the
+        next nomination. So submits and returns alternate whatever the rate, and at most `connections`
+        transitions await their mails at once."""
         noms = self.pools[pool]
-        stats = self._new_stats(window if deliver else None)
+        stats = self._new_stats()
         started = time.time()
         deadline = started + seconds
         shares = [noms[i::connections] for i in range(connections)]
 
         async def client(mine: list[dict]):
             http = Http(self.host, self.port)
-            i = 0
+            k = 0
             while mine and time.time() < deadline:
-                nom = mine[i % len(mine)]
-                i += 1
+                nom = mine[k % len(mine)]
                 if nom.get("pending") is not None:
                     await nom["pending"]
                     nom["pending"] = None
-                if stats["window"] is not None:
-                    await stats["window"].acquire()
-                if time.time() >= deadline:
-                    if stats["window"] is not None:
-                        stats["window"].release()
-                    break
+                    if time.time() >= deadline:
+                        break
                 await self._fire(http, nom, deliver, stats)
-                if deliver and nom.get("pending") is None and stats["window"] is not None:
-                    stats["window"].release()  # nothing fired: give the slot back
+                if nom["state"] == "drafted":  # submitted and returned: on to the next one
+                    k += 1
             await http.close()
 
         await asyncio.gather(*(client(s) for s in shares if s))
@@ -417,7 +412,8 @@ class LoadGen:
         for n in noms:
             n["pending"] = None
         out = self._report(stats, started)
-        out.update(fired_for_s=round(fired_until - started, 3), drained_at=time.time())
+        out.update(fired_for_s=round(fired_until - started, 3), drained_at=time.time(),
+                   triggers=dict(Counter(f[1] for f in stats["fired"])))
         return out
 
     async def cmd_paced(self, pool: str, rate: float, seconds: float, connections: int):
@@ -478,6 +474,8 @@ class LoadGen:
         started = time.time()
         deadline = started + seconds
         states = sorted(submitters)
+        self.lifecycle_runs = getattr(self, "lifecycle_runs", 0) + 1  # city names unique across runs
+        prefix = f"{prefix} {self.lifecycle_runs}"
 
         async def expect(http, method, path, token, body, if_match, want):
             sent = time.time()
@@ -698,9 +696,12 @@ def vm_status(pid: int) -> dict:
 
 
 class Gunicorn:
-    def __init__(self, env: dict, log_path: Path, workers: int, worker_class: str, threads: int):
+    """`gunicorn -w N web:app` run from `root` (this project, or another copy of it: bench/ab.py)."""
+
+    def __init__(self, env: dict, log_path: Path, workers: int, worker_class: str, threads: int,
+                 root: Path = ROOT):
         from tests.integration.conftest import BIN, free_port
-        self.env, self.log_path = env, log_path
+        self.env, self.log_path, self.root = env, log_path, root
         self.port = free_port()
         self.command = [str(BIN / "gunicorn"), "-w", str(workers), "-b", f"127.0.0.1:{self.port}",
                         "--worker-class", worker_class, "--timeout", "120", "--log-level", "warning", "web:app"]
@@ -712,7 +713,7 @@ class Gunicorn:
     def start(self) -> None:
         import urllib.request
         with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(self.command, cwd=ROOT, env=self.env, stdout=log,
+            self.process = subprocess.Popen(self.command, cwd=self.root, env=self.env, stdout=log,
                                             stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -1192,8 +1193,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=100_000, help="nominations COPYed in for list and search "
                                                                    "(0: skip that phase)")
     parser.add_argument("--connections", type=int, default=32, help="concurrent client connections")
-    parser.add_argument("--window", type=int, default=64,
-                        help="transitions awaiting their mails at once (phase 3)")
     parser.add_argument("--lifecycle-connections", type=int, default=16)
     parser.add_argument("--list-rounds", type=int, default=20)
     parser.add_argument("--web-workers", type=int, default=2)
@@ -1334,18 +1333,17 @@ def main(argv: list[str] | None = None) -> int:
         worker.start()
         stack.callback(worker.stop)
         # warm-up: every task type once, not counted
-        loadgen.call("transitions", pool="mail", seconds=1.5, connections=4, deliver=True, window=8)
+        loadgen.call("transitions", pool="mail", seconds=1.5, connections=4, deliver=True)
         ids = [n["id"] for n in pool_mail]
 
         tr = None
         if want("delivered"):
-            print(f"3. transitions with every mail delivered, {args.connections} connections, window {args.window}, "
-                  f"{args.seconds:g} s")
+            print(f"3. transitions with every mail delivered, {args.connections} connections, {args.seconds:g} s")
             mark = max_event_pk(svc)
 
             def delivered():
                 run = loadgen.call("transitions", pool="mail", seconds=args.seconds, connections=args.connections,
-                                   deliver=True, window=args.window)
+                                   deliver=True)
                 return transitions_figures(run, verify_mails(svc, loadgen, ids, mark))
             tr = measured("delivered", delivered)
             tr["cpu_ms_per_transition"] = cpu_per(tr["cpu"], tr["transitions"])
@@ -1353,7 +1351,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"   {tr['delivered_per_s']:8.2f} transitions/s with every mail delivered: {tr['transitions']} "
                   f"transitions, {tr['mails_expected']} mails ({tr['missing']} missing, {tr['duplicates']} duplicates) "
                   f"in {tr['first_request_to_last_mail_s']} s")
-            print(f"   HTTP latency median {tr['http_latency']['median_ms']} ms (queued behind the window's bursts); "
+            print(f"   HTTP latency median {tr['http_latency']['median_ms']} ms; {tr.get('triggers')}; "
                   + (f"vs /healthz {tr['delivered_per_s'] / health['per_s']:.4f}; " if health else "")
                   + f"target {TARGETS['transitions_per_s']}/s: "
                   + f"{'met' if tr['delivered_per_s'] >= TARGETS['transitions_per_s'] else 'NOT met'}"
@@ -1419,7 +1417,7 @@ def main(argv: list[str] | None = None) -> int:
                      Spy(args.py_spy, worker.process.pid, workdir / "worker-gil.txt", mode="gil"))
             mark = max_event_pk(svc)
             run = loadgen.call("transitions", pool="mail", seconds=args.short_seconds, connections=args.connections,
-                               deliver=True, window=args.window)
+                               deliver=True)
             for spy in spies:
                 spy.stop()
             pids = set(children(worker.process.pid))

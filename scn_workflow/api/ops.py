@@ -39,7 +39,7 @@ def get_queues():
     """Each queue's depth and oldest message age (from the broker), the workers, the outbox backlog."""
     operator()
     report = ops.queues(svc())
-    report["workers"] = ops.workers(svc(), current_app.extensions["celery"])
+    report["workers"] = ops.workers(svc(), current_app.extensions["celery"] if report["reachable"] else None)
     report["outbox"] = relay.backlog(svc())
     return report
 

@@ -20,8 +20,11 @@ log = logging.getLogger(__name__)
 
 
 def incident_key(problem: str) -> str:
-    """A stable key for a problem whose wording carries changing numbers."""
-    return re.sub(r"\d+(\.\d+)?", "#", problem.split(":")[0] if ":" in problem else problem)[:200]
+    """A stable key for a problem whose wording carries changing numbers (or, for the broker, a
+    changing error). Two problems of one queue (no worker; an old message) are two incidents."""
+    if problem.startswith("broker unreachable"):
+        return "broker unreachable"
+    return re.sub(r"\d+(\.\d+)?", "#", problem)[:200]
 
 
 def _operators(svc: Services) -> list[str]:
@@ -30,7 +33,7 @@ def _operators(svc: Services) -> list[str]:
             t.users.c.role.in_(("operator", "admin")), t.users.c.active.is_(True)).order_by(t.users.c.email)))
 
 
-def _tell(svc: Services, subject: str, body: str, kind: str, key: str) -> None:
+def _tell(svc: Services, subject: str, body: str, kind: str, key: str, incident_id: int) -> None:
     for address in _operators(svc):
         message = EmailMessage()
         message["Subject"] = subject
@@ -45,8 +48,11 @@ def _tell(svc: Services, subject: str, body: str, kind: str, key: str) -> None:
             log.warning("alert mail to %s failed", address, exc_info=True)
     if svc.settings.alert_webhook_url:
         payload = json.dumps({"alert": kind, "key": key, "summary": subject, "detail": body}).encode()
+        # One Idempotency-Key per change: the opening and the clearing of an incident, and a later
+        # incident with the same key, are each news to a receiver that drops repeated keys.
         try:
-            post(svc.settings.alert_webhook_url, svc.settings.secret_key, f"alert.{kind}", key, payload, timeout=5)
+            post(svc.settings.alert_webhook_url, svc.settings.secret_key, f"alert.{kind}",
+                 f"incident-{incident_id}-{kind}", payload, timeout=5)
         except DeliveryFailed:
             log.warning("alert webhook failed", exc_info=True)
 
@@ -59,18 +65,18 @@ def watch(svc: Services, celery=None) -> dict:
         open_rows = {r.key: r for r in uow.session.execute(sa.select(t.incidents).where(t.incidents.c.closed_at.is_(None)))}
         opened = [k for k in current if k not in open_rows]
         cleared = [k for k in open_rows if k not in current]
-        for key in opened:
-            uow.session.execute(sa.insert(t.incidents).values(key=key, detail=current[key], opened_at=now))
+        opened_ids = {key: uow.session.execute(sa.insert(t.incidents).values(
+            key=key, detail=current[key], opened_at=now).returning(t.incidents.c.id)).scalar_one() for key in opened}
         for key in cleared:
             uow.session.execute(sa.update(t.incidents).where(t.incidents.c.id == open_rows[key].id).values(closed_at=now))
         uow.commit()
     for key in opened:
         _tell(svc, f"[scn-workflow] ALERT: {current[key]}", f"Since {now:%Y-%m-%d %H:%M:%S} UTC: {current[key]}\n"
-              "Run `scn-workflow ops status` or open the operator dashboard.", "opened", key)
+              "Run `scn-workflow ops status` or open the operator dashboard.", "opened", key, opened_ids[key])
     for key in cleared:
         _tell(svc, f"[scn-workflow] CLEARED: {open_rows[key].detail}",
               f"Cleared at {now:%Y-%m-%d %H:%M:%S} UTC (opened {open_rows[key].opened_at:%Y-%m-%d %H:%M:%S}).",
-              "cleared", key)
+              "cleared", key, open_rows[key].id)
     return {"opened": opened, "cleared": cleared}
 
 
@@ -81,6 +87,11 @@ def remind(svc: Services) -> int:
         period = int(item["waiting_h"] // svc.settings.stuck_after_h)
         with svc.uow() as uow:
             try:
+                # Reminders of an earlier wait (before the nomination was returned and submitted
+                # again) do not count for this one.
+                since = sa.select(t.nominations.c.updated_at).where(t.nominations.c.id == item["id"]).scalar_subquery()
+                uow.session.execute(sa.delete(t.reminders).where(t.reminders.c.nomination_id == item["id"],
+                                                                 t.reminders.c.sent_at < since))
                 uow.session.execute(sa.insert(t.reminders).values(nomination_id=item["id"], state=item["state"],
                                                                   period=period, sent_at=svc.clock()))
                 uow.commit()

@@ -233,7 +233,10 @@ def status(svc: Services, celery=None) -> Status:
     """Everything at a glance, and the list of what is wrong (empty when all is well)."""
     from scn_workflow.services import failures
     settings = svc.settings
-    report = {"queues": queues(svc), "workers": workers(svc, celery), "outbox": relay.backlog(svc),
+    queue_report = queues(svc)
+    # No ping through a broker that just failed to answer: it would only wait out its own timeout.
+    report = {"queues": queue_report, "workers": workers(svc, celery if queue_report["reachable"] else None),
+              "outbox": relay.backlog(svc),
               "failures": len(failures.list_failures(svc, "open")), "nominations": by_state(svc),
               "waiting": waiting(svc)}
     problems = []

@@ -59,8 +59,9 @@ def publisher(celery: Celery):
     """The relay's publisher: one message per (queue, event), its id "<outbox id>:<queue>"."""
 
     def publish(queue: str, event_id: str, correlation_id: str | None = None) -> None:
-        # published_at lets the dashboard tell the age of the oldest message in a queue.
+        # published_at lets the dashboard tell the age of the oldest message in a queue. The request's
+        # id travels as scn_correlation_id: Celery keeps "correlation_id" for itself (the task id).
         celery.send_task(TASK_NAMES[queue], args=[event_id], queue=queue, task_id=f"{event_id}:{queue}",
-                         retry=False, headers={"correlation_id": correlation_id, "published_at": time.time()})
+                         retry=False, headers={"scn_correlation_id": correlation_id, "published_at": time.time()})
 
     return publish

@@ -20,6 +20,9 @@ log = logging.getLogger("scn_workflow.worker")
 _started: dict[str, float] = {}
 _lock = threading.Lock()
 HEARTBEAT_S = 5.0
+_stopping = threading.Event()  # set at a warm shutdown: the heartbeat stops, its row is removed
+_beat_lock = threading.Lock()
+_heartbeat_of: dict = {}  # this worker's hostname and Flask app, for the shutdown
 
 
 def _now():
@@ -43,10 +46,20 @@ def _record(task, outcome: str, task_id: str) -> None:
     log.info("task %s", outcome, extra={"task": task.name, "event_id": event_id, "duration_ms": round(duration_ms, 1)})
 
 
+@signals.before_task_publish.connect
+def _stamp(headers=None, **_):
+    """Every message says when it was published (beat's too, the outbox sweep first among them), so
+    the dashboard can tell the age of a queue's oldest message whatever that message is."""
+    if headers is not None:
+        headers.setdefault("published_at", time.time())
+
+
 @signals.task_prerun.connect
 def _prerun(task_id=None, task=None, **_):
+    # The publisher's header (Celery 5 hands custom headers to the task as request.headers and as
+    # attributes); never request.correlation_id, which Celery sets to the task id.
     headers = getattr(task.request, "headers", None) or {}
-    logs.correlation_id.set(getattr(task.request, "correlation_id", None) or headers.get("correlation_id"))
+    logs.correlation_id.set(headers.get("scn_correlation_id") or getattr(task.request, "scn_correlation_id", None))
     with _lock:
         _started[task_id] = time.monotonic()
 
@@ -92,10 +105,12 @@ def _ready(sender=None, **_):
 
     def beat():
         engine = flask_app.extensions["scn"].engine
-        while True:
+        while not _stopping.is_set():
             running = sorted(r.name for r in list(worker_state.active_requests))
             try:
-                with engine.begin() as connection:
+                with _beat_lock, engine.begin() as connection:
+                    if _stopping.is_set():
+                        break
                     values = {"queues": queues, "running": running, "last_seen": _now()}
                     if connection.execute(sa.update(t.worker_heartbeats).where(
                             t.worker_heartbeats.c.hostname == hostname).values(**values)).rowcount == 0:
@@ -103,6 +118,24 @@ def _ready(sender=None, **_):
                                                                                  **values))
             except Exception:  # noqa: BLE001 - try again at the next beat
                 log.warning("heartbeat not recorded", exc_info=True)
-            time.sleep(HEARTBEAT_S)
+            _stopping.wait(HEARTBEAT_S)
 
+    _stopping.clear()
+    _heartbeat_of["hostname"], _heartbeat_of["app"] = hostname, flask_app
     threading.Thread(target=beat, name="scn-heartbeat", daemon=True).start()
+
+
+@signals.worker_shutdown.connect
+def _shutdown(**_):
+    """A worker that stops on purpose says so at once: its heartbeat row goes, so its queues show
+    no worker online now rather than when the heartbeat has been silent long enough."""
+    flask_app, hostname = _heartbeat_of.get("app"), _heartbeat_of.get("hostname")
+    with _beat_lock:
+        _stopping.set()
+        if flask_app is None or hostname is None:
+            return
+        try:
+            with flask_app.extensions["scn"].engine.begin() as connection:
+                connection.execute(sa.delete(t.worker_heartbeats).where(t.worker_heartbeats.c.hostname == hostname))
+        except Exception:  # noqa: BLE001 - then it shows as silent once the heartbeat is old enough
+            log.warning("heartbeat row not removed at shutdown", exc_info=True)

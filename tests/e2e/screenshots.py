@@ -2,23 +2,34 @@
 
 A fresh SQLite database with the demo seed, `scn-workflow serve` on a free port, and Debian's
 Chromium driven by Playwright: the review desk and a nomination page as the reviewer without a
-member state sees them, and the workflow diagram. Nothing is fetched from the network.
+member state sees them, and the workflow diagram. Then the operator dashboard under load, with a
+redis-server of its own and real Celery workers: the worker of the `checks` queue has stopped
+while submissions keep coming, and a handover whose lead agency endpoint refuses waits as a
+failure. Nothing is fetched from the network.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
+import signal
+import socket
+import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
-from tests.e2e.support import ROOT, Server, chromium_missing, launch, scn, scn_env, sign_in
+import sqlalchemy as sa
+
+from tests.e2e.support import ROOT, SCN, Server, chromium_missing, free_port, launch, scn, scn_env, sign_in
 
 OUT = ROOT / "docs" / "screenshots"
 VIEWPORT = {"width": 1280, "height": 900}
 
 
 def main() -> int:
-    missing = chromium_missing()
+    missing = chromium_missing() or (None if shutil.which("redis-server") else "redis-server is not installed")
     if missing:
         print(f"screenshots: {missing}", file=sys.stderr)
         return 1
@@ -27,7 +38,8 @@ def main() -> int:
     OUT.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="scn-screenshots-") as tmp:
         instance = Path(tmp) / "instance"
-        env = scn_env(f"sqlite:///{Path(tmp) / 'demo.sqlite3'}", instance)
+        database_url = f"sqlite:///{Path(tmp) / 'demo.sqlite3'}"
+        env = scn_env(database_url, instance)
         scn(env, "db", "upgrade")
         scn(env, "seed")
         server = Server(env, Path(tmp) / "server.log").start()
@@ -48,12 +60,149 @@ def main() -> int:
 
                 page.goto(server.url + "/workflow")
                 shots.append(_shot(page, "workflow.png"))
+
+                server.stop()  # its embedded worker would do the work the dashboard is to show waiting
+                shots.append(_ops_dashboard(browser, Path(tmp), database_url, instance))
                 browser.close()
         finally:
             server.stop()
     for path in shots:
         print(f"wrote {path.relative_to(ROOT)}")
     return 0
+
+
+def _wait(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise RuntimeError(f"screenshots: timed out waiting for {what}")
+
+
+class _Process:
+    """A background process logging to a file, stopped with SIGTERM (its whole process group)."""
+
+    def __init__(self, args: list[str], env: dict, log_path: Path, ready: bytes | None = None):
+        self.log_path = log_path
+        with open(log_path, "ab") as log:
+            self.process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                            start_new_session=True)
+        if ready is not None:
+            try:
+                _wait(lambda: ready in log_path.read_bytes() or self.process.poll() is not None, 60,
+                      f"{args[0]} to start")
+            except RuntimeError:
+                self.stop()
+                raise
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{args[0]} exited:\n{log_path.read_text(errors='replace')[-3000:]}")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(10)
+
+
+def _redis(tmp: Path) -> tuple[_Process, str]:
+    port = free_port()
+    redis = _Process(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                      "--dir", str(tmp)], dict(os.environ), tmp / "redis.log")
+
+    def answers() -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
+                s.sendall(b"PING\r\n")
+                return s.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    _wait(answers, 10, "redis-server to answer")
+    return redis, f"redis://127.0.0.1:{port}/0"
+
+
+def _worker(env: dict, tmp: Path, name: str, queues: str, *, beat: bool) -> _Process:
+    args = [str(SCN.parent / "celery"), "-A", "worker", "worker", "-Q", queues, "-n", f"{name}@%h", "-c", "2",
+            "--loglevel", "INFO", "--without-mingle", "--without-gossip"]
+    if beat:
+        args += ["-B", "-s", str(tmp / f"{name}.beat")]
+    return _Process(args, env, tmp / f"{name}.log", ready=b"ready.")
+
+
+def _ops_dashboard(browser, tmp: Path, database_url: str, instance: Path) -> Path:
+    """/ops as the operator sees it under load: one worker (notifications, handover, webhooks) runs,
+    the worker of `checks` has stopped and submissions pile up in its queue; a handover to a lead
+    agency whose endpoint refuses has used up its retries and waits for the operator."""
+    from scn_workflow.app import create_app
+    from scn_workflow.db import tables as t
+    from scn_workflow.domain.model import SYSTEM
+    from scn_workflow.services import nominations, users
+    from tests.conftest import ASSESSMENT, complete_draft
+
+    redis, broker_url = _redis(tmp)
+    workers: list[_Process] = []
+    server = None
+    app = None
+    try:
+        env = scn_env(database_url, instance, SCN_BROKER_URL=broker_url, SCN_MAX_RETRIES=1, SCN_RETRY_BASE_S=0.5,
+                      SCN_QUEUE_MAX_AGE_S=5, SCN_REDELIVER_AFTER_S=120, SCN_SWEEP_INTERVAL_S=5)
+        app = create_app({"database_url": database_url, "broker_url": broker_url, "instance_path": str(instance)})
+        svc = app.extensions["scn"]
+        with svc.engine.begin() as c:  # Indonesia's lead agency endpoint: nothing listens there
+            c.execute(sa.update(t.member_states).where(t.member_states.c.code == "ID").values(
+                lead_agency_webhook_url=f"http://127.0.0.1:{free_port()}/scn-handover",
+                lead_agency_webhook_secret="placeholder-secret-for-the-screenshot"))
+        workers.append(_worker(env, tmp, "reactions", "notifications,handover,webhooks", beat=True))
+        checks_worker = _worker(env, tmp, "checks", "checks", beat=False)
+        workers.append(checks_worker)
+
+        def submit(ms: str, city: str):
+            who = users.get_actor(svc, f"submitter-{ms.lower()}")
+            n = nominations.create(svc, who, complete_draft(city, csco_email=f"csco@{ms.lower()}.example"))
+            return nominations.fire(svc, who, n.id, "submit", n.version)
+
+        first = [submit(ms, city) for ms, city in (
+            ("ID", "Surabaya"), ("ID", "Denpasar"), ("TH", "Hat Yai"), ("TH", "Udon Thani"), ("MY", "Ipoh"),
+            ("MY", "George Town"), ("PH", "Iloilo City"), ("PH", "Baguio"), ("VN", "Hue"), ("VN", "Can Tho"))]
+        _wait(lambda: all(nominations.get(svc, SYSTEM, n.id).checks_outcome == "passed" for n in first), 60,
+              "the checks of the first submissions")
+        n = nominations.get(svc, SYSTEM, first[0].id)
+        n = nominations.fire(svc, users.get_actor(svc, "reviewer-sg"), n.id, "review", n.version,
+                             assessment=ASSESSMENT)
+        nominations.fire(svc, users.get_actor(svc, "reviewer-ph"), n.id, "accept", n.version)
+
+        def one_failure() -> bool:
+            with svc.engine.connect() as c:
+                return c.scalar(sa.select(sa.func.count()).select_from(t.failures)) == 1
+        _wait(one_failure, 60, "the handover to fail for good")
+
+        checks_worker.stop()
+        for ms, city in (("BN", "Tutong"), ("KH", "Kampot"), ("LA", "Pakse"), ("MM", "Bagan"), ("SG", "Punggol"),
+                         ("TL", "Dili"), ("ID", "Bandung"), ("TH", "Nakhon Ratchasima"), ("MY", "Melaka"),
+                         ("PH", "Baguio City"), ("VN", "Hai Phong")):
+            submit(ms, city)
+        app.extensions["scn_relay"].flush()
+        time.sleep(6)  # the oldest message in `checks` is now older than SCN_QUEUE_MAX_AGE_S
+
+        server = Server(env, tmp / "ops-server.log").start()
+        page = browser.new_page(viewport=VIEWPORT)
+        sign_in(page, server.url, "operator", "demo-password")
+        page.goto(server.url + "/ops")
+        return _shot(page, "ops-dashboard.png")
+    finally:
+        if server is not None:
+            server.stop()
+        for worker in workers:
+            worker.stop()
+        if app is not None:
+            app.extensions["celery"].close()
+            app.extensions["scn"].engine.dispose()
+        redis.stop()
 
 
 def _shot(page, name: str) -> Path:
