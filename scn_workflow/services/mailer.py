@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import email.policy
 import os
+import re
 import smtplib
 from email.message import EmailMessage
 from urllib.parse import urlsplit
@@ -29,10 +31,7 @@ class Outbox:
                 self._smtp.close()
             self._smtp = None
 
-    def send(self, message: EmailMessage) -> str:
-        """Deliver one message; returns where it went. Raises when the server refuses it."""
-        if not self.settings.smtp_url:
-            return _write_eml(self.settings, message)
+    def _connection(self):
         parts = urlsplit(self.settings.smtp_url)
         if parts.scheme not in ("smtp", "smtps"):
             raise ValueError(f"SCN_SMTP_URL must be smtp://host:port, not {self.settings.smtp_url!r}")
@@ -42,8 +41,58 @@ class Outbox:
             self._smtp = cls(parts.hostname or "localhost", port, timeout=self.timeout)
             if parts.username:
                 self._smtp.login(parts.username, parts.password or "")
-        self._smtp.send_message(message)
-        return f"smtp {parts.hostname}:{port}"
+        return self._smtp, f"smtp {parts.hostname}:{port}"
+
+    def send(self, message: EmailMessage, on_ready=None) -> str:
+        """Deliver one message; returns where it went. Raises when the server refuses it.
+
+        `on_ready(where)`, when given, is called once the server holds the whole message but
+        before the final "." that makes it accept it: the caller records the mail as sent
+        there. A crash before that point leaves nothing delivered (the server drops an
+        unfinished DATA), so a retry sends it once; only a crash in the few microseconds
+        between the record and the final "." could lose it. Without this, the window for a
+        duplicate would be a whole SMTP round trip and a commit.
+        """
+        if not self.settings.smtp_url:
+            where = _write_eml(self.settings, message)  # same file name every time: idempotent
+            if on_ready:
+                on_ready(where)
+            return where
+        smtp, where = self._connection()
+        if on_ready is None:
+            smtp.send_message(message)
+            return where
+        try:
+            self._staged(smtp, message, lambda: on_ready(where))
+        except BaseException:
+            smtp.close()  # an unfinished DATA is dropped by the server
+            self._smtp = None
+            raise
+        return where
+
+    @staticmethod
+    def _staged(smtp, message: EmailMessage, on_ready) -> None:
+        sender, recipients = message["From"], [message["To"]]
+        smtp.ehlo_or_helo_if_needed()
+        code, reply = smtp.mail(sender)
+        if code != 250:
+            raise smtplib.SMTPSenderRefused(code, reply, sender)
+        for recipient in recipients:
+            code, reply = smtp.rcpt(recipient)
+            if code not in (250, 251):
+                raise smtplib.SMTPRecipientsRefused({recipient: (code, reply)})
+        code, reply = smtp.docmd("data")
+        if code != 354:
+            raise smtplib.SMTPDataError(code, reply)
+        body = re.sub(rb"(?m)^\.", b"..", message.as_bytes(policy=email.policy.SMTP))
+        if not body.endswith(b"\r\n"):
+            body += b"\r\n"
+        smtp.send(body)
+        on_ready()
+        smtp.send(b".\r\n")
+        code, reply = smtp.getreply()
+        if code != 250:
+            raise smtplib.SMTPDataError(code, reply)
 
 
 def send(settings: Settings, message: EmailMessage, timeout: float = 10.0) -> str:

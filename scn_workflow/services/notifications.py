@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import smtplib
 from email.message import EmailMessage
 from email.utils import formatdate
 
@@ -99,20 +100,35 @@ def notify(svc: Services, event_id: str) -> int:
     with mailer.Outbox(svc.settings) as outbox:  # one SMTP connection for all the event's mails
         for who, address in targets:
             effect = f"mail:{address.lower()}"
-            # One transaction per mail, so a crash never sends an earlier mail again.
+            # One transaction per mail, so a crash never sends an earlier mail again; the record
+            # commits just before the server is told to accept the mail (see mailer.Outbox.send).
             with svc.uow() as uow:
                 lock_effect(uow, event_id, effect)
                 if already_done(uow, event_id, effect):  # another worker sent it meanwhile
                     continue
-                where = outbox.send(render(svc, event, nomination, who, address))
-                record_effect(uow, event_id, effect, svc.clock(), where)
-                uow.commit()
+
+                def record(where, uow=uow):
+                    record_effect(uow, event_id, effect, svc.clock(), where)
+                    uow.commit()
+
+                try:
+                    outbox.send(render(svc, event, nomination, who, address), on_ready=record)
+                except smtplib.SMTPDataError:
+                    _forget(svc, event_id, effect)  # recorded, then refused at the last step: retry
+                    raise
                 sent += 1
     with svc.uow() as uow:
         if not already_done(uow, event_id, "done:notifications"):
             mark_done(uow, event_id, "notifications", svc.clock())
             uow.commit()
     return sent
+
+
+def _forget(svc: Services, event_id: str, effect: str) -> None:
+    with svc.uow() as uow:
+        uow.session.execute(sa.delete(t.effects).where(t.effects.c.event_id == event_id,
+                                                       t.effects.c.effect == effect))
+        uow.commit()
 
 
 def lock_effect(uow: UnitOfWork, event_id: str, effect: str) -> None:

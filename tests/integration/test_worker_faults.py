@@ -267,9 +267,14 @@ def test_transitions_during_a_redis_outage_commit_and_are_delivered_later(stack,
 
 # 3. A lead agency endpoint that fails three times, then accepts ------------------------------
 
+# The retries under test take about 1.5 s (SCN_RETRY_BASE_S=0.1, doubling); a sweep re-publishing
+# the handover meanwhile would start a second chain of attempts, so it waits longer here.
+SLOW_SWEEP = {"SCN_REDELIVER_AFTER_S": "20"}
+
+
 def test_handover_retries_until_the_lead_agency_accepts(stack, webhook_receiver, smtp_server, start_worker):
     svc, w = stack.svc, stack.world
-    start_worker(stack.env)
+    start_worker(stack.env | SLOW_SWEEP)
     webhook_receiver.script = [500, 500, 500]
     n = accept(svc, w, "Makassar")
     wait_for(lambda: nominations.get(svc, w.submitter_id, n.id).state == "handed_over", 30,
@@ -308,7 +313,7 @@ def cli(env: dict, *args: str) -> subprocess.CompletedProcess:
 def test_exhausted_handover_becomes_a_failure_an_operator_retries(stack, webhook_receiver, smtp_server,
                                                                   start_worker, tmp_path):
     svc, w = stack.svc, stack.world
-    start_worker(stack.env)
+    start_worker(stack.env | SLOW_SWEEP)
     webhook_receiver.script = [500] * 100
     n = accept(svc, w, "DKI Jakarta")
     failures = wait_for(lambda: failure_rows(svc), 30, what="the handover to fail for good")
