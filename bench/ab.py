@@ -2,6 +2,13 @@
 
     .venv/bin/python bench/ab.py --a /path/to/copy-before [--b .] [--seconds 15] [--rounds 2]
                                  [--connections 16] [--nominations 128] [--worker-class sync|gthread]
+                                 [--threads 4] [--concurrency 2] [--skip web latency delivered lifecycle]
+                                 [--b-worker-class ...] [--b-threads N] [--b-concurrency N]
+
+A copy of an older version of the tree: `git worktree add /tmp/before <commit>`, or
+`git archive <commit> | tar -x -C /tmp/before`. The --b-* options change side b's setup only
+(with --b equal to --a, that compares settings; but a side with more threads or processes also
+takes more of the shared CPUs, so its rate is flattered: read the CPU per unit there).
 
 On a machine shared with other work, the rates of bench/lifecycle.py measured a few minutes apart
 differ by a third or more (what the other processes take changes from minute to minute), which hides
@@ -106,7 +113,14 @@ class Side:
         self.world = build_world(self.svc)
         env = worker_env(self.db_url, self.redis.url, f"smtp://127.0.0.1:{self.loadgen.smtp_port}", folder / "instance")
         env["PYTHONPATH"] = str(root)
-        self.gunicorn = Gunicorn(env, folder / "gunicorn.log", 2, args.worker_class, args.threads, root=root)
+        worker_class, threads, concurrency = args.worker_class, args.threads, args.concurrency
+        if name == "b":
+            worker_class = args.b_worker_class or worker_class
+            threads = args.b_threads or threads
+            concurrency = args.b_concurrency or concurrency
+        self.setup = f"gunicorn -w 2 --worker-class {worker_class}" + (
+            f" --threads {threads}" if worker_class == "gthread" else "") + f"; celery -c {concurrency}"
+        self.gunicorn = Gunicorn(env, folder / "gunicorn.log", 2, worker_class, threads, root=root)
         self.gunicorn.start()
         stack.callback(self.gunicorn.stop)
         self.loadgen.call("target", host="127.0.0.1", port=self.gunicorn.port)
@@ -115,7 +129,7 @@ class Side:
         self.loadgen.call("pool", name="web", nominations=make_pool(self.svc, self.world, self.tokens,
                                                                      args.nominations, "Web"))
         self.loadgen.call("pool", name="mail", nominations=self.pool_mail)
-        self.worker = Worker(env, folder / "celery.log", root, args.concurrency, f"{name}-celery")
+        self.worker = Worker(env, folder / "celery.log", root, concurrency, f"{name}-celery")
         stack.callback(self.worker.stop)
         self.groups = {"gunicorn workers": self.gunicorn.worker_pids,
                        "gunicorn master": lambda: [self.gunicorn.process.pid],
@@ -201,7 +215,8 @@ def geomean(values: list[float]) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--a", required=True, help="project tree of side a (before)")
-    parser.add_argument("--b", default=str(ROOT), help="project tree of side b (after; default this one)")
+    parser.add_argument("--b", default=str(ROOT), help="project tree of side b (after; default this one; "
+                                                      "the same as --a to compare settings only)")
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--connections", type=int, default=16, help="client connections per side")
@@ -209,6 +224,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--worker-class", choices=("sync", "gthread"), default="sync")
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--concurrency", type=int, default=2)
+    parser.add_argument("--b-worker-class", choices=("sync", "gthread"), help="side b only (default: as a)")
+    parser.add_argument("--b-threads", type=int, help="side b only")
+    parser.add_argument("--b-concurrency", type=int, help="side b only")
     parser.add_argument("--skip", nargs="*", default=[], choices=("web", "latency", "delivered", "lifecycle"))
     parser.add_argument("--output", default=str(RESULTS))
     args = parser.parse_args(argv)
@@ -222,14 +240,15 @@ def main(argv: list[str] | None = None) -> int:
                      "a": str(roots["a"]), "b": str(roots["b"]), "cpus": os.cpu_count(),
                      "load_average_start": os.getloadavg(), "options": vars(args), "phases": {}}
     print(f"a = {roots['a']}\nb = {roots['b']}\nload average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs; "
-          f"both sides run at once, each with gunicorn -w 2 ({args.worker_class}), celery -c {args.concurrency}")
+          f"both sides run at once")
 
     def record(phase: str, round_no: int, res: dict, unit: str, cpu_key: str | None) -> None:
         a, b = res["a"], res["b"]
         ratio = b["rate"] / a["rate"] if a["rate"] else float("nan")
         row = {"a": a, "b": b, "rate_ratio_b_over_a": round(ratio, 3)}
         results["phases"].setdefault(phase, []).append(row)
-        line = f"   {phase:10s} round {round_no}: a {a['rate']:8.2f} {unit}, b {b['rate']:8.2f} {unit}, b/a {ratio:5.3f}"
+        line = (f"   {phase:10s} round {round_no}: a {a['rate']:8.2f} {unit}, b {b['rate']:8.2f} {unit}, "
+                f"b/a {ratio:5.3f}")
         if cpu_key:
             ca, cb = a[cpu_key], b[cpu_key]
             line += "; CPU ms per unit a/b: " + ", ".join(
@@ -239,7 +258,8 @@ def main(argv: list[str] | None = None) -> int:
     with ExitStack() as stack:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="scn-bench-ab-")))
         sides = [Side(name, roots[name], stack, workdir, args) for name in ("a", "b")]
-        print(f"setup done in {time.perf_counter() - began:.0f} s")
+        results["setup"] = {side.name: side.setup for side in sides}
+        print(f"a: {sides[0].setup}\nb: {sides[1].setup}\nsetup done in {time.perf_counter() - began:.0f} s")
         for r in range(1, args.rounds + 1):
             if "web" not in args.skip:
                 record("web", r, both(sides, lambda s: web_only(s, args.seconds, args.connections)),
@@ -257,12 +277,14 @@ def main(argv: list[str] | None = None) -> int:
                 record("delivered", r, both(sides, lambda s: delivered(s, args.seconds, args.connections)),
                        "transitions/s", "cpu_ms_per_transition")
             if "lifecycle" not in args.skip:
-                record("lifecycle", r, both(sides, lambda s: lifecycles(s, args.seconds, max(1, args.connections // 2))),
+                record("lifecycle", r,
+                       both(sides, lambda s: lifecycles(s, args.seconds, max(1, args.connections // 2))),
                        "lifecycles/s", "cpu_ms_per_lifecycle")
 
     summary = {}
     for phase, rows in results["phases"].items():
-        summary[phase] = {"rate_ratio_b_over_a_geomean": round(geomean([row["rate_ratio_b_over_a"] for row in rows]), 3)}
+        ratios = [row["rate_ratio_b_over_a"] for row in rows]
+        summary[phase] = {"rate_ratio_b_over_a_geomean": round(geomean(ratios), 3)}
         key = "cpu_ms_per_transition" if phase in ("web", "delivered") else \
             "cpu_ms_per_lifecycle" if phase == "lifecycle" else None
         if key:

@@ -1,18 +1,22 @@
 """The whole service under load over HTTP: transitions with every mail delivered, complete lifecycles,
 commit-to-mail latency, list and search on a large table, peak memory, and where the time goes.
 
-    .venv/bin/python bench/lifecycle.py [--seconds 20] [--nominations 256] [--rows 100000]
-                                        [--connections 32] [--worker-class sync|gthread] [--threads 4]
-                                        [--no-profile] [--try-indexes]
+    .venv/bin/python bench/lifecycle.py [--seconds 20] [--short-seconds 8] [--nominations 256]
+                                        [--rows 100000] [--connections 32] [--worker-class gthread|sync]
+                                        [--threads 8] [--concurrency 2] [--only PHASE ...]
+                                        [--no-profile] [--try-indexes] [--keep-profiles DIR]
+
+A default run takes about 2.5 minutes. docs/performance.md has the figures and what they mean.
 
 Everything runs on this machine and is started here: a temporary PostgreSQL database (through
 SCN_TEST_POSTGRES_URL, default postgresql://postgres@127.0.0.1:5432/postgres; dropped at the end),
-a redis-server of its own on a free port, gunicorn (`gunicorn -w 2 web:app`, sync workers unless
---worker-class gthread), one Celery worker (`celery -A worker worker -Q checks,notifications,handover,webhooks
--c 2`, no beat), and a load generator in a process of its own: a small asyncio HTTP/1.1 client with
-many keep-alive connections, and in the same event loop the SMTP sink (aiosmtpd) that notes when each
-mail arrives. The load generator shares the 2 CPUs with the server; its CPU time is measured and printed
-with everything else's (gunicorn, Celery, Redis, the PostgreSQL backends, other processes).
+a redis-server of its own on a free port, gunicorn (`gunicorn -w 2 --worker-class gthread --threads 8
+web:app`; --worker-class sync for sync workers), one Celery worker (`celery -A worker worker
+-Q checks,notifications,handover,webhooks -c 2`, no beat), and a load generator in a process of its
+own: a small asyncio HTTP/1.1 client with many keep-alive connections, and in the same event loop the
+SMTP sink (aiosmtpd) that notes when each mail arrives. The load generator shares the CPUs with the
+server; its CPU time is measured and printed with everything else's (gunicorn, Celery, Redis, the
+PostgreSQL backends, other processes).
 
 Phases (each prints one line or a few, and goes to bench/results/latest.json):
 
@@ -122,7 +126,7 @@ def dist_ms(seconds: list[float]) -> dict:
 HDR_EVENT_ID = re.compile(rb"^X-SCN-Event-Id:[ \t]*(\S+)", re.M | re.I)
 HDR_IDEMPOTENCY = re.compile(rb"^Idempotency-Key:[ \t]*(\S+)", re.M | re.I)
 HDR_EVENT = re.compile(rb"^X-SCN-Event:[ \t]*(\S+)", re.M | re.I)
-HDR_REFERENCE = re.compile(rb"^Subject:[ \t]*\[([^\]\r\n]+)\]", re.M | re.I)
+HDR_REFERENCE = re.compile(rb"^Subject:\s*\[([^\]\r\n]+)\]", re.M | re.I)  # \s: a long subject folds after "Subject:"
 
 
 class Sink:
@@ -505,8 +509,8 @@ class LoadGen:
                     await asyncio.wait_for(asyncio.gather(
                         self.sink.wait(ref, "nomination.submitted", MAILS["nomination.submitted"]),
                         self.sink.wait(ref, "checks.completed", MAILS["checks.completed"])), 300)
-                    got = await expect(http, "POST", base, reviewers[0], {"trigger": "review", "assessment": ASSESSMENT},
-                                       got["version"] + 1, 200)
+                    got = await expect(http, "POST", base, reviewers[0],
+                                       {"trigger": "review", "assessment": ASSESSMENT}, got["version"] + 1, 200)
                     got = await expect(http, "POST", base, reviewers[1], {"trigger": "accept"}, got["version"], 200)
                     arrived = await asyncio.wait_for(asyncio.gather(*(
                         self.sink.wait(ref, kind, MAILS[kind]) for kind in
@@ -648,7 +652,7 @@ class CpuMeter:
 
     def stop(self) -> dict:
         after = self._sample()
-        (b_per, (b_busy, b_total), b_t), (a_per, (a_busy, a_total), a_t) = self.before, after
+        (b_per, (b_busy, _), b_t), (a_per, (a_busy, _), a_t) = self.before, after
         used = {name: round(sum(cpu - b_per.get(name, {}).get(pid, 0.0) for pid, cpu in pids.items()), 2)
                 for name, pids in a_per.items()}
         busy = a_busy - b_busy
@@ -1193,11 +1197,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=100_000, help="nominations COPYed in for list and search "
                                                                    "(0: skip that phase)")
     parser.add_argument("--connections", type=int, default=32, help="concurrent client connections")
-    parser.add_argument("--lifecycle-connections", type=int, default=16)
+    parser.add_argument("--lifecycle-connections", type=int, default=32)
     parser.add_argument("--list-rounds", type=int, default=20)
     parser.add_argument("--web-workers", type=int, default=2)
-    parser.add_argument("--worker-class", choices=("sync", "gthread"), default="sync")
-    parser.add_argument("--threads", type=int, default=4, help="threads per gthread worker")
+    parser.add_argument("--worker-class", choices=("sync", "gthread"), default="gthread",
+                        help="gunicorn worker class (gthread: measured better than sync, see docs/performance.md)")
+    parser.add_argument("--threads", type=int, default=8, help="threads per gthread worker")
     parser.add_argument("--concurrency", type=int, default=2, help="-c of the Celery worker")
     parser.add_argument("--no-profile", dest="profile", action="store_false")
     parser.add_argument("--py-spy", dest="py_spy", default=shutil.which("py-spy") or (
