@@ -622,19 +622,6 @@ def machine_busy() -> tuple[float, float]:
     return (total - idle) / CLOCK_TICK, total / CLOCK_TICK
 
 
-def postgres_backends(database: str) -> list[int]:
-    pids, needle = [], f" {database} ".encode()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                cmdline = (entry / "cmdline").read_bytes()
-            except OSError:
-                continue
-            if cmdline.startswith(b"postgres: ") and needle in cmdline:
-                pids.append(int(entry.name))
-    return pids
-
-
 class CpuMeter:
     """CPU seconds per group of processes over a phase, and what the rest of the machine used."""
 
@@ -1223,7 +1210,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import sqlalchemy as sa
 
-    from bench.workers import BenchWorker, temporary_database
+    from bench.workers import BenchWorker, postgres_backends, temporary_database
     from scn_workflow.config import Settings
     from scn_workflow.services import Services
     from tests.integration.conftest import RedisServer, worker_env

@@ -295,7 +295,7 @@ def _children(pid: int) -> list[int]:
     return out
 
 
-def _postgres_backends(database: str) -> list[int]:
+def postgres_backends(database: str) -> list[int]:
     """The server processes serving `database` ("postgres: 15/main: user database host(port) state")."""
     pids, needle = [], f" {database} ".encode()
     for entry in Path("/proc").iterdir():
@@ -347,7 +347,7 @@ def meter_for(worker: "BenchWorker", redis_server: RedisServer, database: str | 
               "redis-server": lambda: [redis_server.process.pid],
               "this process (SMTP sink, publisher)": lambda: [os.getpid()]}
     if database:
-        groups["postgres backends"] = lambda: _postgres_backends(database)
+        groups["postgres backends"] = lambda: postgres_backends(database)
     return CpuMeter(groups)
 
 

@@ -60,9 +60,7 @@ def get_failures():
 @errors(blp, 401, 403, 404, 409)
 def retry_failure(failure_id):
     """Publish the failed work again; recorded with the operator's name."""
-    actor = operator()
-    failures.retry(svc(), failure_id, actor, retry_publisher())
-    return [f for f in failures.list_failures(svc(), None) if f["id"] == failure_id][0]
+    return failures.retry(svc(), failure_id, operator(), retry_publisher())
 
 
 @blp.post("/failures/<int:failure_id>/discard")
@@ -71,9 +69,7 @@ def retry_failure(failure_id):
 @errors(blp, 401, 403, 404, 409)
 def discard_failure(failure_id):
     """Give up on the failed work, on record with the operator's name."""
-    actor = operator()
-    failures.discard(svc(), failure_id, actor)
-    return [f for f in failures.list_failures(svc(), None) if f["id"] == failure_id][0]
+    return failures.discard(svc(), failure_id, operator())
 
 
 @blp.get("/status")

@@ -37,10 +37,10 @@ def _resolve(svc: Services, failure_id: int, actor: Actor, status: str) -> dict:
             raise NotFound(f"No failure {failure_id}.")
         if row["status"] != "open":
             raise Conflict(f"Failure {failure_id} is already {row['status']}.")
-        uow.session.execute(sa.update(t.failures).where(t.failures.c.id == failure_id).values(
-            status=status, resolved_by=actor.username, resolved_at=svc.clock()))
+        resolved = {"status": status, "resolved_by": actor.username, "resolved_at": svc.clock()}
+        uow.session.execute(sa.update(t.failures).where(t.failures.c.id == failure_id).values(**resolved))
         uow.commit()
-        return dict(row)
+        return {**row, **resolved}  # the row as it now stands
 
 
 def retry(svc: Services, failure_id: int, actor: Actor, publisher) -> dict:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import cache
+
 import sqlalchemy as sa
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -9,7 +11,12 @@ from scn_workflow.domain.errors import Conflict, InvalidInput, NotFound
 from scn_workflow.domain.model import Actor, MemberState, Role, User
 from scn_workflow.services import Services
 
-_DUMMY_HASH = generate_password_hash("not a password")  # equalises time for unknown users
+
+
+@cache
+def _dummy_hash() -> str:
+    """Checked against for unknown users, so they take as long as a wrong password (made on first use)."""
+    return generate_password_hash("not a password")
 
 
 def create_user(svc: Services, *, username: str, password: str, email: str, role: str,
@@ -56,7 +63,7 @@ def authenticate(svc: Services, username: str, password: str) -> Actor | None:
     with svc.uow() as uow:
         user = uow.session.scalar(sa.select(User).where(User.username == username, User.active.is_(True)))
         if user is None:
-            check_password_hash(_DUMMY_HASH, password or "")
+            check_password_hash(_dummy_hash(), password or "")
             return None
         return Actor.of(user) if check_password_hash(user.password_hash, password or "") else None
 

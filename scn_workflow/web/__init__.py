@@ -45,6 +45,11 @@ def install_pages(app, *, production: bool) -> None:
         # The id follows the request into the events it records and the tasks they cause.
         logs.correlation_id.set(logs.clean(request.headers.get("X-Request-ID")) or logs.new_id())
 
+    @app.teardown_request
+    def _uncorrelate(_exc=None):
+        # Threads are reused: the next request, or code outside one, must not inherit the id.
+        logs.correlation_id.set(None)
+
     @app.after_request
     def _log_request(response):
         response.headers["X-Request-ID"] = logs.correlation_id.get() or ""
