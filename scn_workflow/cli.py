@@ -281,7 +281,7 @@ def failures_retry(failure_id, as_user):
         publish = _publisher()
         if publish is None:
             worker = current_app.extensions["scn_embedded_worker"]
-            failures.retry(_svc(), failure_id, actor, lambda q, e, **_: worker.perform(q, e))
+            failures.retry(_svc(), failure_id, actor, lambda q, ids, **_: [worker.perform(q, e) for e in ids])
         else:
             failures.retry(_svc(), failure_id, actor, publish)
     except DomainError as err:

@@ -12,6 +12,7 @@ from scn_workflow.domain import checks as domain_checks
 from scn_workflow.domain.model import ACTIVE_STATES, Cycle, LimitOverride, Nomination
 from scn_workflow.services import Services
 from scn_workflow.services.effects import already_done, record_effect
+from scn_workflow.services.relay import mark_done
 
 
 def _facts(uow: UnitOfWork, nomination: Nomination) -> domain_checks.CheckFacts:
@@ -39,7 +40,7 @@ def _facts(uow: UnitOfWork, nomination: Nomination) -> domain_checks.CheckFacts:
 def run_checks(svc: Services, event_id: str) -> str:
     """Run the checks for the submission `event_id`; record them and `checks.completed`.
 
-    Idempotent: a second call for the same event changes nothing. Returns what happened.
+    The same transaction marks the checks queue done with the event. Idempotent: a second call for the same event changes nothing. Returns what happened.
     """
     with svc.uow() as uow:
         if already_done(uow, event_id, "checks"):
@@ -55,6 +56,7 @@ def run_checks(svc: Services, event_id: str) -> str:
         now = svc.clock()
         if nomination.state != "submitted" or latest != event_id or nomination.checks_outcome != "pending":
             record_effect(uow, event_id, "checks", now, "skipped: the submission is no longer current")
+            mark_done(uow, event_id, "checks", now)
             uow.commit()
             return "skipped"
         results = domain_checks.run(nomination, _facts(uow, nomination))
@@ -64,5 +66,6 @@ def run_checks(svc: Services, event_id: str) -> str:
         outcome = domain_checks.outcome(results)
         nomination.complete_checks(outcome, [asdict(r) for r in results], now)
         record_effect(uow, event_id, "checks", now, outcome)
+        mark_done(uow, event_id, "checks", now)  # the checks queue's work for the event ends here
         uow.commit()
         return outcome

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
 from scn_workflow.db import tables as t
 from scn_workflow.db.uow import UnitOfWork
@@ -22,3 +23,19 @@ def record_effect(uow: UnitOfWork, event_id: str, effect: str, now, detail: str 
 def effects_of(uow: UnitOfWork, event_id: str) -> set[str]:
     """Every effect already recorded for the event, in one query."""
     return set(uow.session.scalars(sa.select(t.effects.c.effect).where(t.effects.c.event_id == event_id)))
+
+
+def record_effects(uow: UnitOfWork, effects: list[tuple[str, str, str | None]], now) -> list[tuple[str, str]]:
+    """Record (event id, effect, detail) rows unless already there; returns the keys this call recorded.
+
+    A row another transaction is recording waits for it, then counts as not recorded here.
+    Sorted, so two workers recording overlapping sets take their locks in the same order.
+    """
+    if not effects:
+        return []
+    insert = postgresql.insert if uow.dialect == "postgresql" else sqlite.insert
+    rows = [{"event_id": e, "effect": effect, "recorded_at": now, "detail": detail}
+            for e, effect, detail in sorted(effects)]
+    stmt = insert(t.effects).values(rows).on_conflict_do_nothing().returning(t.effects.c.event_id,
+                                                                             t.effects.c.effect)
+    return [tuple(row) for row in uow.session.execute(stmt)]

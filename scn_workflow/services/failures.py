@@ -49,7 +49,7 @@ def retry(svc: Services, failure_id: int, actor: Actor, publisher) -> dict:
     row = _resolve(svc, failure_id, actor, "retried")
     queue, event_id = row["arguments"]
     reopen(svc, queue, event_id)
-    publisher(queue, event_id)
+    publisher(queue, [event_id])
     return row
 
 

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import email
 import email.policy
 import os
 import re
 import smtplib
+import logging
 from email.message import EmailMessage
 from urllib.parse import urlsplit
 
 from scn_workflow.config import Settings
+
+log = logging.getLogger(__name__)
 
 
 class Outbox:
@@ -110,3 +114,150 @@ def _write_eml(settings: Settings, message: EmailMessage) -> str:
         handle.write(message.as_bytes())
     os.replace(path + ".tmp", path)
     return path
+
+
+# --- Several mails at once, over connections kept open per thread ------------------------------
+
+STAGED_AT_ONCE = 8  # mails held open at once, each on its own connection, then recorded in one transaction
+
+
+class Mail:
+    """One message for one recipient, already composed as bytes; `key` is the caller's."""
+
+    __slots__ = ("key", "sender", "recipient", "data")
+
+    def __init__(self, key, sender: str, recipient: str, data: bytes):
+        self.key, self.sender, self.recipient, self.data = key, sender, recipient, data
+
+
+class Connections:
+    """Numbered SMTP connections to SCN_SMTP_URL, opened when first used, all closed (QUIT) on
+    exit; a stale or broken one is dropped and reopened on its next use."""
+
+    def __init__(self, settings: Settings, timeout: float = 10.0):
+        self.settings, self.timeout = settings, timeout
+        self._held: dict[int, tuple] = {}
+
+    def __enter__(self) -> "Connections":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for index in list(self._held):
+            try:
+                self._held[index][0].quit()
+            except (smtplib.SMTPException, OSError):
+                pass
+            self.drop(index)
+
+    def get(self, index: int):
+        if index not in self._held:
+            self._held[index] = Outbox(self.settings, self.timeout)._connection()
+        return self._held[index]
+
+    def drop(self, index: int) -> None:
+        held = self._held.pop(index, None)
+        if held is not None:
+            try:
+                held[0].close()
+            except OSError:
+                pass
+
+
+def _stage(smtp, mail: Mail) -> None:
+    """MAIL, RCPT, DATA and the whole message, all but the final "."; raises on a refusal."""
+    smtp.ehlo_or_helo_if_needed()
+    code, reply = smtp.mail(mail.sender)
+    if code != 250:
+        raise smtplib.SMTPSenderRefused(code, reply, mail.sender)
+    code, reply = smtp.rcpt(mail.recipient)
+    if code not in (250, 251):
+        raise smtplib.SMTPRecipientsRefused({mail.recipient: (code, reply)})
+    code, reply = smtp.docmd("data")
+    if code != 354:
+        raise smtplib.SMTPDataError(code, reply)
+    body = re.sub(rb"(?m)^\.", b"..", mail.data)
+    if not body.endswith(b"\r\n"):
+        body += b"\r\n"
+    smtp.send(body)
+
+
+def send_recorded(settings: Settings, connections: Connections, mails: list[Mail], record) -> dict:
+    """Deliver up to STAGED_AT_ONCE mails, recording them in one transaction before any is accepted.
+
+    Each mail is staged on a connection of its own (everything but the final "."), then
+    `record({key: where})` runs the caller's transaction and returns the keys it recorded (those
+    another worker recorded first are left out); only then does each recorded mail get its final ".".
+    A staged mail that was not recorded is abandoned by closing its connection, which makes the
+    server drop it. So a crash before the commit sends nothing, a crash after it loses at most
+    the mails whose "." was not yet written (microseconds), and nothing is ever sent twice.
+    `connections` stay open for the caller's next group.
+
+    Returns {key: where it went | the exception that stopped it}. An exception from `record`
+    abandons every staged mail and propagates.
+    """
+    assert len(mails) <= STAGED_AT_ONCE
+    results: dict = {}
+    if not settings.smtp_url:
+        for mail in mails:  # .eml files keep the same name every time: writing twice is harmless
+            message = email.message_from_bytes(mail.data, policy=email.policy.SMTP)
+            results[mail.key] = _write_eml(settings, message)
+        recorded = set(record(results))
+        return {key: where for key, where in results.items() if key in recorded}
+    staged: list[tuple[int, Mail, str]] = []
+    for index, mail in enumerate(mails):
+        for attempt in (1, 2):
+            try:
+                smtp, where = connections.get(index)
+            except (smtplib.SMTPException, OSError) as exc:
+                results[mail.key] = exc
+                break
+            try:
+                _stage(smtp, mail)
+                staged.append((index, mail, where))
+                break
+            except (smtplib.SMTPServerDisconnected, OSError) as exc:
+                connections.drop(index)  # a connection kept open went stale: open a new one, once
+                if attempt == 2:
+                    results[mail.key] = exc
+            except smtplib.SMTPException as exc:  # refused before DATA: the connection stays usable
+                results[mail.key] = exc
+                try:
+                    smtp.rset()
+                except (smtplib.SMTPException, OSError):
+                    connections.drop(index)
+                break
+    if not staged:
+        return results
+    try:
+        recorded = set(record({mail.key: where for _, mail, where in staged}))
+    except BaseException:
+        for index, _, _ in staged:
+            connections.drop(index)  # the server drops every unfinished DATA
+        raise
+    # Every final "." goes out before any reply is read, so the window in which a crash loses a
+    # recorded mail stays a few system calls, not a round trip per mail.
+    finishing = []
+    for index, mail, where in staged:
+        if mail.key not in recorded:
+            connections.drop(index)  # someone else sent it: abandon this copy
+            continue
+        try:
+            connections.get(index)[0].send(b".\r\n")
+            finishing.append((index, mail, where))
+        except (smtplib.SMTPException, OSError) as exc:
+            _lost(connections, index, mail, where, exc, results)
+    for index, mail, where in finishing:
+        try:
+            code, reply = connections.get(index)[0].getreply()
+        except (smtplib.SMTPException, OSError) as exc:
+            _lost(connections, index, mail, where, exc, results)
+            continue
+        results[mail.key] = where if code == 250 else smtplib.SMTPDataError(code, reply)
+    return results
+
+
+def _lost(connections: Connections, index: int, mail: Mail, where: str, exc: Exception, results: dict) -> None:
+    # The server may or may not have taken it: it stays recorded as sent (never twice).
+    connections.drop(index)
+    log.warning("mail %s: the connection failed at the final '.' (%s); it may be lost", mail.key, exc)
+    results[mail.key] = where

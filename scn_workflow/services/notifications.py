@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import binascii
+import email.header
+import email.policy
 import smtplib
 from email.message import EmailMessage
 from email.utils import formatdate
@@ -11,10 +14,9 @@ import sqlalchemy as sa
 
 from scn_workflow.db import tables as t
 from scn_workflow.db.uow import UnitOfWork
-from scn_workflow.domain.model import MemberState, Nomination
 from scn_workflow.services import Services, mailer
-from scn_workflow.services.effects import already_done, effects_of, record_effect
-from scn_workflow.services.relay import mark_done
+from scn_workflow.services.effects import record_effects
+from scn_workflow.services.relay import mark_done_many
 
 WHAT_HAPPENED = {
     "nomination.submitted": "was submitted and is being checked",
@@ -32,99 +34,196 @@ _templates = jinja2.Environment(loader=jinja2.PackageLoader("scn_workflow", "tem
                                 autoescape=jinja2.select_autoescape(["html"]), undefined=jinja2.StrictUndefined)
 
 
-def _users(uow: UnitOfWork, *where) -> list[tuple[str, str]]:
-    return list(uow.session.execute(sa.select(t.users.c.username, t.users.c.email)
-                                    .where(t.users.c.active.is_(True), *where).order_by(t.users.c.username)))
-
-
-def recipients(uow: UnitOfWork, event, nomination: Nomination) -> list[tuple[str, str]]:
-    """(name, address) of everyone to tell about `event`, each address once."""
+def _active_users(uow: UnitOfWork) -> list:
     u = t.users.c
+    return list(uow.session.execute(sa.select(u.username, u.email, u.role, u.member_state)
+                                    .where(u.active.is_(True)).order_by(u.username)))
+
+
+def _agency(uow: UnitOfWork, member_state: str):
+    return uow.session.execute(sa.select(t.member_states.c.lead_agency_name, t.member_states.c.lead_agency_email)
+                               .where(t.member_states.c.code == member_state)).one_or_none()
+
+
+def recipients(uow: UnitOfWork, event, nomination) -> list[tuple[str, str]]:
+    """(name, address) of everyone to tell about `event`, each address once."""
+    agency = _agency(uow, nomination.member_state) if event.name == "nomination.handed_over" else None
+    return choose_recipients(event, nomination.member_state, _active_users(uow), agency)
+
+
+def choose_recipients(event, member_state: str, users, agency=None) -> list[tuple[str, str]]:
+    """Who hears of `event`, from the active users (username, email, role, member_state rows)
+    and the member state's lead agency (name, email) for a handover; each address once."""
 
     def submitters():
-        return _users(uow, u.role == "submitter", u.member_state == nomination.member_state)
+        return [(u.username, u.email) for u in users if u.role == "submitter" and u.member_state == member_state]
 
     def reviewers():
-        return _users(uow, u.role == "reviewer",
-                      sa.or_(u.member_state.is_(None), u.member_state != nomination.member_state))
+        return [(u.username, u.email) for u in users
+                if u.role == "reviewer" and (u.member_state is None or u.member_state != member_state)]
 
     name = event.name
-    out = []  # only the queries this event needs
+    out = []
     if name == "checks.completed":
         out = reviewers()
     elif name == "nomination.withdrawn":
         out = submitters() + (reviewers() if event.from_state != "drafted" else [])
     elif name == "handover.failed":
-        out = _users(uow, u.role.in_(("operator", "admin")))
+        out = [(u.username, u.email) for u in users if u.role in ("operator", "admin")]
     elif name in WHAT_HAPPENED:
         out = submitters()
-    if name == "nomination.handed_over":
-        agency = uow.session.get(MemberState, nomination.member_state)
-        if agency and agency.lead_agency_email:
-            out = out + [(agency.lead_agency_name or "Lead agency", agency.lead_agency_email)]
+    if name == "nomination.handed_over" and agency is not None and agency.lead_agency_email:
+        out = out + [(agency.lead_agency_name or "Lead agency", agency.lead_agency_email)]
     seen, unique = set(), []
     for who, address in out:
-        if address.lower() not in seen:
+        if address and address.lower() not in seen:
             seen.add(address.lower())
             unique.append((who, address))
     return unique
 
 
-def render(svc: Services, event, nomination: Nomination, to_name: str, to_address: str) -> EmailMessage:
+def _header(value: str) -> str:
+    value = " ".join(value.split())  # no line breaks can reach a header
+    return value if value.isascii() else email.header.Header(value, "utf-8").encode()
+
+
+def _qp(text: str) -> bytes:
+    return binascii.b2a_qp(text.encode("utf-8"), istext=True)
+
+
+def compose(settings, event, nomination, to_name: str, to_address: str, date: str) -> bytes:
+    """The mail about `event` for one recipient: multipart text and HTML, as the bytes to send.
+
+    Built directly rather than through EmailMessage, whose header registry and folding cost more
+    than everything else of a notification; every header but the subject is ours and ASCII.
+    """
     context = {"nomination": nomination, "event": event, "what": WHAT_HAPPENED[event.name], "name": to_name}
-    message = EmailMessage()
-    message["Subject"] = f"[{nomination.reference}] {nomination.city_name} {WHAT_HAPPENED[event.name]}"
-    message["From"] = svc.settings.mail_from
-    message["To"] = to_address
-    message["Date"] = formatdate(localtime=False)
+    subject = f"[{nomination.reference}] {nomination.city_name} {WHAT_HAPPENED[event.name]}"
+    boundary = f"==scn-{event.event_id}=="
     # Deterministic: the same event and recipient always make the same Message-ID.
-    message["Message-ID"] = f"<{event.event_id}.{to_address.replace('@', '.at.')}@scn-workflow>"
-    message["X-SCN-Event"] = event.name
-    message["X-SCN-Event-Id"] = event.event_id
-    message.set_content(_templates.get_template("event.txt").render(context))
-    message.add_alternative(_templates.get_template("event.html").render(context), subtype="html")
-    return message
+    message_id = f"<{event.event_id}.{to_address.replace('@', '.at.')}@scn-workflow>"
+    head = (f"Subject: {_header(subject)}\nFrom: {settings.mail_from}\nTo: {_header(to_address)}\n"
+            f"Date: {date}\nMessage-ID: {message_id}\nX-SCN-Event: {event.name}\n"
+            f"X-SCN-Event-Id: {event.event_id}\nMIME-Version: 1.0\n"
+            f'Content-Type: multipart/alternative; boundary="{boundary}"\n\n')
+    part = (f"--{boundary}\nContent-Type: text/{{}}; charset=\"utf-8\"\n"
+            "Content-Transfer-Encoding: quoted-printable\n\n")
+    body = b"".join((
+        head.encode("ascii"),
+        part.format("plain").encode("ascii"), _qp(_templates.get_template("event.txt").render(context)), b"\n",
+        part.format("html").encode("ascii"), _qp(_templates.get_template("event.html").render(context)), b"\n",
+        f"--{boundary}--\n".encode("ascii")))
+    return body.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+
+
+def render(svc: Services, event, nomination, to_name: str, to_address: str) -> EmailMessage:
+    """The same mail as a parsed message (for the CLI, tests and anyone who wants to read one)."""
+    return email.message_from_bytes(compose(svc.settings, event, nomination, to_name, to_address,
+                                            formatdate(localtime=False)), policy=email.policy.default)
 
 
 def notify(svc: Services, event_id: str) -> int:
     """Send the mails of one event, each recipient once however often this runs. Returns mails sent."""
+    sent, failed = notify_many(svc, [event_id])
+    if event_id in failed:
+        raise failed[event_id]
+    return sent
+
+
+def notify_many(svc: Services, event_ids: list[str]) -> tuple[int, dict[str, Exception]]:
+    """Send the mails of several events, each recipient once however often this runs.
+
+    Mails go out STAGED_AT_ONCE at a time over connections kept open (mailer.send_recorded): each
+    group is recorded in one transaction just before the server is told to accept its mails; that
+    transaction also marks done the events whose mails the earlier groups delivered, and one more
+    transaction at the end marks the last ones (so the done mark follows delivery). Returns the number
+    of mails sent and, for each event that could not be finished, the exception (its retry sends
+    only what is still missing).
+    """
+    event_ids = list(dict.fromkeys(event_ids))
     with svc.uow(read_only=True) as uow:
-        done = effects_of(uow, event_id)
-        if "done:notifications" in done:
-            return 0
-        event = uow.session.execute(sa.select(t.events).where(t.events.c.event_id == event_id)).one()
-        nomination = uow.session.get(Nomination, event.nomination_id)
-        targets = [(who, address) for who, address in recipients(uow, event, nomination)
-                   if f"mail:{address.lower()}" not in done]
-    sent = 0
-    with mailer.Outbox(svc.settings) as outbox:  # one SMTP connection for all the event's mails
-        for who, address in targets:
-            effect = f"mail:{address.lower()}"
-            # One transaction per mail, so a crash never sends an earlier mail again; the record
-            # commits just before the server is told to accept the mail (see mailer.Outbox.send).
-            with svc.uow() as uow:
-                lock_effect(uow, event_id, effect)
-                if already_done(uow, event_id, effect):  # another worker sent it meanwhile
-                    continue
-
-                def record(where, uow=uow):
-                    record_effect(uow, event_id, effect, svc.clock(), where)
-                    uow.commit()
-
-                try:
-                    outbox.send(render(svc, event, nomination, who, address), on_ready=record)
-                except smtplib.SMTPDataError:
-                    _forget(svc, event_id, effect)  # recorded, then refused at the last step: retry
-                    raise
-                sent += 1
-    with svc.uow() as uow:
-        if not already_done(uow, event_id, "done:notifications"):
-            mark_done(uow, event_id, "notifications", svc.clock())
+        done: dict[str, set[str]] = {}
+        for event_id, effect in uow.session.execute(sa.select(t.effects.c.event_id, t.effects.c.effect)
+                                                    .where(t.effects.c.event_id.in_(event_ids))):
+            done.setdefault(event_id, set()).add(effect)
+        todo = [e for e in event_ids if "done:notifications" not in done.get(e, ())]
+        if not todo:
+            return 0, {}
+        events = {row.event_id: row for row in uow.session.execute(
+            sa.select(t.events).where(t.events.c.event_id.in_(todo)))}
+        n = t.nominations.c
+        nominations = {row.id: row for row in uow.session.execute(
+            sa.select(n.id, n.reference, n.city_name, n.member_state, n.state, n.cycle)
+            .where(n.id.in_({e.nomination_id for e in events.values()})))}
+        users = _active_users(uow)
+        agencies = {code: _agency(uow, code) for code in {nominations[e.nomination_id].member_state
+                                                          for e in events.values()
+                                                          if e.name == "nomination.handed_over"}}
+    failed: dict[str, Exception] = {e: LookupError(f"no event {e}") for e in todo if e not in events}
+    date = formatdate(localtime=False)
+    mails: list[mailer.Mail] = []
+    last_mail: dict[str, int] = {}  # event id -> index of its last mail in `mails`
+    finished_now: list[str] = []  # events with nothing (left) to send
+    for event_id in todo:
+        if event_id not in events:
+            continue
+        event = events[event_id]
+        nomination = nominations[event.nomination_id]
+        pending = [(who, address) for who, address in choose_recipients(
+            event, nomination.member_state, users, agencies.get(nomination.member_state))
+            if f"mail:{address.lower()}" not in done.get(event_id, ())]
+        for who, address in pending:
+            mails.append(mailer.Mail((event_id, f"mail:{address.lower()}"), svc.settings.mail_from, address,
+                                     compose(svc.settings, event, nomination, who, address, date)))
+            last_mail[event_id] = len(mails) - 1
+        if not pending:
+            finished_now.append(event_id)
+    closable = list(finished_now)  # events whose every mail the server accepted, not yet marked done
+    with mailer.Connections(svc.settings) as connections:
+        sent = _send(svc, connections, mails, last_mail, closable, failed)
+    if closable:
+        # Marked done only once the server accepted every mail: an event complete in the outbox has
+        # had its mails delivered.
+        with svc.uow() as uow:
+            mark_done_many(uow, closable, "notifications", svc.clock())
             uow.commit()
+    return sent, failed
+
+
+def _send(svc: Services, connections, mails: list, last_mail: dict, closable: list, failed: dict) -> int:
+    sent = 0
+    for start in range(0, len(mails), mailer.STAGED_AT_ONCE):
+        group = mails[start:start + mailer.STAGED_AT_ONCE]
+
+        def record(staged: dict, group=group) -> list:
+            for mail in group:  # refused before DATA, or no connection: its event is not done
+                if mail.key not in staged:
+                    failed.setdefault(mail.key[0], RuntimeError(f"mail to {mail.recipient} could not be sent"))
+            with svc.uow() as uow:
+                recorded = record_effects(uow, [(key[0], key[1], where) for key, where in staged.items()],
+                                          svc.clock())
+                mark_done_many(uow, closable, "notifications", svc.clock())  # the earlier groups' events
+                uow.commit()
+            closable.clear()
+            return recorded
+
+        results = mailer.send_recorded(svc.settings, connections, group, record)
+        for mail in group:
+            outcome = results.get(mail.key)
+            if isinstance(outcome, Exception):
+                failed.setdefault(mail.key[0], outcome)
+                if isinstance(outcome, smtplib.SMTPDataError):
+                    _forget(svc, *mail.key)  # recorded, then refused at the last step: retry it
+            elif outcome is not None:
+                sent += 1
+        end = start + len(group)
+        closable.extend(e for e, last in last_mail.items() if start <= last < end and e not in failed)
     return sent
 
 
 def _forget(svc: Services, event_id: str, effect: str) -> None:
+    """A mail recorded but refused at the final ".": unrecord it, so the retry sends it.
+    (Its event is not marked done yet: that waits for every mail to be accepted.)"""
     with svc.uow() as uow:
         uow.session.execute(sa.delete(t.effects).where(t.effects.c.event_id == event_id,
                                                        t.effects.c.effect == effect))

@@ -16,11 +16,12 @@ TASK_NAMES = {"checks": "scn.checks", "notifications": "scn.notifications", "han
 
 
 def _checks(svc: Services, event_id: str):
-    result = checks.run_checks(svc, event_id)
-    with svc.uow() as uow:
-        if not already_done(uow, event_id, "done:checks"):
-            mark_done(uow, event_id, "checks", svc.clock())
-            uow.commit()
+    result = checks.run_checks(svc, event_id)  # marks the queue done when it runs or skips them
+    if result in ("already done", "not a submission"):
+        with svc.uow() as uow:
+            if not already_done(uow, event_id, "done:checks"):
+                mark_done(uow, event_id, "checks", svc.clock())
+                uow.commit()
     return result
 
 

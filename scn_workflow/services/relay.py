@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from scn_workflow.db import tables as t
 from scn_workflow.db.uow import UnitOfWork
 from scn_workflow.services import Services
-from scn_workflow.services.effects import record_effect
+from scn_workflow.services.effects import record_effects
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,10 @@ NOTIFIED = frozenset({"nomination.submitted", "checks.completed", "nomination.re
                       "nomination.accepted", "nomination.rejected", "nomination.withdrawn",
                       "nomination.handed_over", "handover.failed"})
 
-Publisher = Callable[..., None]  # (queue, event id, correlation_id=...); raises when the broker is unreachable
+# (queue, event ids, correlation_id=...): one message for up to EVENTS_PER_MESSAGE events of a
+# queue; raises when the broker is unreachable.
+Publisher = Callable[..., None]
+EVENTS_PER_MESSAGE = 50
 
 
 def queues_for(event_name: str, subscribed: bool) -> list[str]:
@@ -81,13 +84,15 @@ def _republish_before(now, settings):
 
 def publish(svc: Services, publisher: Publisher, outbox_ids: list[str] | None = None, *,
             stale_only: bool = False, limit: int = 500) -> int:
-    """Publish the given outbox rows (or those due); mark them published. Returns messages sent.
+    """Publish the given outbox rows (or those due); mark them published. Returns how many
+    (queue, event) pairs were published.
 
-    On PostgreSQL the rows are claimed with FOR UPDATE SKIP LOCKED, so several relays can
-    run at once without publishing a row twice at the same moment.
+    The events due for a queue travel together, up to EVENTS_PER_MESSAGE to a message, so a
+    worker handles a burst of events in one task. On PostgreSQL the rows are claimed with FOR
+    UPDATE SKIP LOCKED, so several relays can run at once without publishing a row twice at the
+    same moment.
     """
     now = svc.clock()
-    sent = 0
     with svc.uow() as uow:
         o = t.outbox.c
         stmt = sa.select(o.id, o.event_name, o.queues, o.published_at, o.publish_count, o.correlation_id) \
@@ -106,51 +111,88 @@ def publish(svc: Services, publisher: Publisher, outbox_ids: list[str] | None = 
         # A row never published has no reactions recorded yet (the relay after a commit sees only
         # those): no query for them. Were one recorded by hand, its handler would skip it anyway.
         done = _done(uow, [r.id for r in rows if r.publish_count])
-        published, completed = [], []
+        queues_of, by_queue = {}, {}
         for row in rows:
-            queues = row.queues if row.queues is not None else queues_for(row.event_name,
-                                                                           row.event_name in subscribed)
-            pending = [q for q in queues if q not in done.get(row.id, set())]
-            try:
-                for queue in pending:
-                    if row.correlation_id:
-                        publisher(queue, row.id, correlation_id=row.correlation_id)
+            queues_of[row.id] = row.queues if row.queues is not None else queues_for(
+                row.event_name, row.event_name in subscribed)
+            for queue in queues_of[row.id]:
+                if queue not in done.get(row.id, set()):
+                    by_queue.setdefault(queue, []).append(row)
+        failed: dict[str, str] = {}  # outbox id -> why a message for it could not be published
+        out: set[tuple[str, str]] = set()  # (queue, outbox id) published
+        sent = 0
+        for queue, due_rows in by_queue.items():
+            for start in range(0, len(due_rows), EVENTS_PER_MESSAGE):
+                chunk = due_rows[start:start + EVENTS_PER_MESSAGE]
+                ids = [row.id for row in chunk]
+                correlation_ids = {row.correlation_id for row in chunk}
+                try:
+                    if len(correlation_ids) == 1 and None not in correlation_ids:
+                        publisher(queue, ids, correlation_id=chunk[0].correlation_id)
                     else:
-                        publisher(queue, row.id)
-                    sent += 1
-            except Exception as exc:  # noqa: BLE001 - the broker is down: the sweep retries later
-                log.warning("outbox relay: publishing %s failed: %s", row.id, exc)
-                uow.session.execute(sa.update(t.outbox).where(o.id == row.id).values(
-                    queues=queues, last_error=f"publish failed: {exc}"[:1000]))
-                break
-            (published if pending else completed).append((row.id, queues))
-        for outbox_id, queues in published:
-            uow.session.execute(sa.update(t.outbox).where(o.id == outbox_id).values(
-                queues=queues, published_at=now, publish_count=o.publish_count + 1, last_error=None))
-        for outbox_id, queues in completed:
-            uow.session.execute(sa.update(t.outbox).where(o.id == outbox_id).values(
-                queues=queues, published_at=sa.func.coalesce(o.published_at, now), completed_at=now))
+                        publisher(queue, ids)
+                    sent += len(ids)
+                    out.update((queue, outbox_id) for outbox_id in ids)
+                except Exception as exc:  # noqa: BLE001 - the broker is down: the sweep retries later
+                    log.warning("outbox relay: publishing %d event(s) to %s failed: %s", len(ids), queue, exc)
+                    failed.update((outbox_id, f"publish failed: {exc}"[:1000]) for outbox_id in ids)
+                    break
+            if failed:
+                break  # the broker is down: leave the rest to the sweep
+        pending: dict[str, list[str]] = {}
+        for queue, due_rows in by_queue.items():
+            for row in due_rows:
+                pending.setdefault(row.id, []).append(queue)
+        # Published: every queue due got its message. A row whose turn never came stays as it was.
+        published = [{"b_id": row.id, "b_queues": queues_of[row.id]} for row in rows if row.id in pending
+                     and row.id not in failed and all((q, row.id) in out for q in pending[row.id])]
+        completed = [{"b_id": row.id, "b_queues": queues_of[row.id]} for row in rows if row.id not in pending]
+        if published:  # executemany: one round trip on PostgreSQL (psycopg's pipeline)
+            uow.session.execute(sa.update(t.outbox).where(o.id == sa.bindparam("b_id")).values(
+                queues=sa.bindparam("b_queues"), published_at=now, publish_count=o.publish_count + 1,
+                last_error=None), published)
+        if completed:
+            uow.session.execute(sa.update(t.outbox).where(o.id == sa.bindparam("b_id")).values(
+                queues=sa.bindparam("b_queues"), published_at=sa.func.coalesce(o.published_at, now),
+                completed_at=now), completed)
+        if failed:
+            uow.session.execute(sa.update(t.outbox).where(o.id == sa.bindparam("b_id")).values(
+                queues=sa.bindparam("b_queues"), last_error=sa.bindparam("b_error")),
+                [{"b_id": outbox_id, "b_queues": queues_of[outbox_id], "b_error": error}
+                 for outbox_id, error in failed.items()])
         uow.commit()
     return sent
 
 
 def mark_done(uow: UnitOfWork, event_id: str, queue: str, now) -> None:
     """Record, in the caller's transaction, that `queue` finished its work for the event."""
-    stmt = sa.select(t.outbox.c.queues, t.outbox.c.event_name).where(t.outbox.c.id == event_id)
+    mark_done_many(uow, [event_id], queue, now)
+
+
+def mark_done_many(uow: UnitOfWork, event_ids: Iterable[str], queue: str, now) -> None:
+    """Record, in the caller's transaction, that `queue` finished its work for each event, and
+    complete the outbox rows whose every queue is now done."""
+    event_ids = sorted(set(event_ids))
+    if not event_ids:
+        return
+    o = t.outbox.c
+    stmt = sa.select(o.id, o.queues, o.event_name).where(o.id.in_(event_ids)).order_by(o.id)
     if uow.dialect == "postgresql":
         # Two queues finishing the same event at once: the second waits and sees the first's mark,
-        # so one of them closes the event.
+        # so one of them closes the event. In id order, so two batches never wait on each other.
         stmt = stmt.with_for_update()
-    row = uow.session.execute(stmt).one_or_none()
-    record_effect(uow, event_id, f"done:{queue}", now)
-    if row is None:
+    rows = uow.session.execute(stmt).all()
+    record_effects(uow, [(event_id, f"done:{queue}", None) for event_id in event_ids], now)
+    if not rows:
         return
     # The relay may not have committed its bookkeeping yet: derive the queues the same way.
-    queues = row.queues if row.queues is not None else queues_for(
-        row.event_name, row.event_name in _subscribed_events(uow))
-    done = _done(uow, [event_id]).get(event_id, set()) | {queue}
-    if set(queues) <= done:
-        uow.session.execute(sa.update(t.outbox).where(t.outbox.c.id == event_id).values(completed_at=now))
+    subscribed = _subscribed_events(uow) if any(row.queues is None for row in rows) else set()
+    done = _done(uow, [row.id for row in rows])
+    complete = [row.id for row in rows
+                if set(row.queues if row.queues is not None else queues_for(row.event_name, row.event_name in subscribed))
+                <= done.get(row.id, set()) | {queue}]
+    if complete:
+        uow.session.execute(sa.update(t.outbox).where(o.id.in_(complete)).values(completed_at=now))
 
 
 def backlog(svc: Services) -> dict:

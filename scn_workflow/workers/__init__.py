@@ -56,12 +56,18 @@ def celery_init_app(app: Flask) -> Celery:
 
 
 def publisher(celery: Celery):
-    """The relay's publisher: one message per (queue, event), its id "<outbox id>:<queue>"."""
+    """The relay's publisher: one message per queue for one event (id "<outbox id>:<queue>", the
+    event id its argument) or for several (id "<first id>+<more>:<queue>", the list its argument)."""
 
-    def publish(queue: str, event_id: str, correlation_id: str | None = None) -> None:
+    def publish(queue: str, event_ids, correlation_id: str | None = None) -> None:
+        event_ids = [event_ids] if isinstance(event_ids, str) else list(event_ids)
+        if len(event_ids) == 1:
+            args, task_id = [event_ids[0]], f"{event_ids[0]}:{queue}"
+        else:
+            args, task_id = [event_ids], f"{event_ids[0]}+{len(event_ids) - 1}:{queue}"
         # published_at lets the dashboard tell the age of the oldest message in a queue. The request's
         # id travels as scn_correlation_id: Celery keeps "correlation_id" for itself (the task id).
-        celery.send_task(TASK_NAMES[queue], args=[event_id], queue=queue, task_id=f"{event_id}:{queue}",
-                         retry=False, headers={"scn_correlation_id": correlation_id, "published_at": time.time()})
+        celery.send_task(TASK_NAMES[queue], args=args, queue=queue, task_id=task_id, retry=False,
+                         headers={"scn_correlation_id": correlation_id, "published_at": time.time()})
 
     return publish

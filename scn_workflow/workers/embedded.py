@@ -38,17 +38,17 @@ class EmbeddedWorker:
         """Called after each commit: relay now rather than at the next sweep."""
         self._wake.set()
 
-    def perform_later(self, queue: str, event_id: str) -> None:
-        """Queue one reaction for the worker thread (an operator's retry)."""
+    def perform_later(self, queue: str, event_ids) -> None:
+        """Queue reactions for the worker thread (an operator's retry): one event id or a list."""
         with self._lock:
-            self._extra.append((queue, event_id))
+            self._extra.extend((queue, e) for e in ([event_ids] if isinstance(event_ids, str) else event_ids))
         self.wake()
 
     def run_once(self) -> int:
         """Relay what is due and perform its reactions; returns how many reactions ran."""
         with self._lock:
             due, self._extra = list(self._extra), []
-        relay.publish(self.svc, lambda queue, event_id, **_: due.append((queue, event_id)))
+        relay.publish(self.svc, lambda queue, event_ids, **_: due.extend((queue, e) for e in event_ids))
         for queue, event_id in due:
             self.perform(queue, event_id)
         return len(due)

@@ -1,44 +1,80 @@
-"""The Celery tasks: thin, each calls one service-layer function with an event id."""
+"""The Celery tasks: thin, each calls one service-layer function with an event id (or a list of them)."""
 
 from __future__ import annotations
+
+import logging
+import time
 
 from celery import shared_task
 from flask import current_app
 
-from scn_workflow.services import relay
+from scn_workflow.services import notifications, relay
 from scn_workflow.services.reactions import HANDLERS, backoff, give_up
 
+log = logging.getLogger(__name__)
 
-def _react(task, queue: str, event_id: str):
+
+def _react(task, queue: str, event_ids):
+    """Perform a queue's work for one event (retried by Celery) or for several (a relay batch)."""
     svc = current_app.extensions["scn"]
     settings = svc.settings
+    if not isinstance(event_ids, str):
+        return _react_many(task, svc, queue, list(event_ids))
     try:
-        return HANDLERS[queue](svc, event_id)
+        return HANDLERS[queue](svc, event_ids)
     except Exception as exc:
         if task.request.retries >= settings.max_retries:
-            give_up(svc, queue, event_id, f"{type(exc).__name__}: {exc}", task.request.retries + 1)
+            give_up(svc, queue, event_ids, f"{type(exc).__name__}: {exc}", task.request.retries + 1)
             raise
         raise task.retry(exc=exc, countdown=backoff(task.request.retries, settings.retry_base_s,
                                                     settings.retry_cap_s), max_retries=settings.max_retries)
 
 
+def _react_many(task, svc, queue: str, event_ids: list[str]) -> int:
+    """A batch: each event that fails goes on alone, as a message of its own with the usual retries
+    (what succeeded is recorded and is not done again). Returns how many events were finished."""
+    settings = svc.settings
+    try:
+        if queue == "notifications":
+            _, failed = notifications.notify_many(svc, event_ids)
+        else:
+            failed = {}
+            for event_id in event_ids:
+                try:
+                    HANDLERS[queue](svc, event_id)
+                except Exception as exc:  # noqa: BLE001 - retried on its own below
+                    failed[event_id] = exc
+    except Exception as exc:  # the whole batch failed (the database is down, say): retry it as one
+        if task.request.retries < settings.max_retries:
+            raise task.retry(exc=exc, countdown=backoff(task.request.retries, settings.retry_base_s,
+                                                        settings.retry_cap_s), max_retries=settings.max_retries)
+        failed = {event_id: exc for event_id in event_ids}
+    for event_id, exc in failed.items():
+        log.warning("%s for %s failed in a batch, retried on its own: %s: %s", queue, event_id,
+                    type(exc).__name__, exc)
+        task.apply_async(args=[event_id], queue=queue, task_id=f"{event_id}:{queue}", retries=1,
+                         countdown=backoff(0, settings.retry_base_s, settings.retry_cap_s),
+                         headers={"published_at": time.time()})
+    return len(event_ids) - len(failed)
+
+
 @shared_task(bind=True, name="scn.checks")
-def run_checks(self, event_id: str):
+def run_checks(self, event_id):
     return _react(self, "checks", event_id)
 
 
 @shared_task(bind=True, name="scn.notifications")
-def notify(self, event_id: str):
+def notify(self, event_id):
     return _react(self, "notifications", event_id)
 
 
 @shared_task(bind=True, name="scn.handover")
-def hand_over(self, event_id: str):
+def hand_over(self, event_id):
     return _react(self, "handover", event_id)
 
 
 @shared_task(bind=True, name="scn.webhooks")
-def call_webhooks(self, event_id: str):
+def call_webhooks(self, event_id):
     return _react(self, "webhooks", event_id)
 
 

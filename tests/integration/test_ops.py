@@ -204,7 +204,8 @@ def test_queues_fill_while_no_worker_runs_and_drain_when_one_starts(redis_stack,
     app.extensions["celery"].send_task("scn.sweep")
     for city in ("Banyuwangi", "Makassar", "Sumedang"):
         submit(svc, w.submitter_id, city)
-    assert app.extensions["scn_relay"].flush(), "the web side did not publish its commits"
+        # Published before the next commit: one event to a message, as depths count messages.
+        assert app.extensions["scn_relay"].flush(), "the web side did not publish its commits"
     time.sleep(QUEUE_MAX_AGE_S + 0.5)  # the oldest message is now older than the threshold
 
     # The JSON report: each queue's depth from Redis, the age of its oldest message.
@@ -475,17 +476,23 @@ def test_queue_depths_from_rabbitmq_with_no_worker_consuming(sqlite_url, rabbitm
         w = build_world(svc)
         webhooks.subscribe(svc, w.admin, "http://127.0.0.1:9/subscriber", "subscriber-secret-0123456789",
                            ["nomination.accepted"])
-        submitted = [submit(svc, w.submitter_id, city) for city in ("Banyuwangi", "Makassar", "Sumedang")]
+        relayed = app.extensions["scn_relay"].flush  # after each commit: one event to a message, as depths count messages
+        submitted = []
+        for city in ("Banyuwangi", "Makassar", "Sumedang"):
+            submitted.append(submit(svc, w.submitter_id, city))
+            assert relayed(), "the web side did not publish its commits"
         # One of them goes on to acceptance, its checks run here (the checks message stays queued).
         n = submitted[0]
         with svc.engine.connect() as c:
             event_id = c.scalar(sa.select(t.events.c.event_id).where(t.events.c.nomination_id == n.id,
                                                                      t.events.c.name == "nomination.submitted"))
         checks.run_checks(svc, event_id)
+        assert relayed()
         n = nominations.get(svc, w.reviewer_sg, n.id)
         n = nominations.fire(svc, w.reviewer_sg, n.id, "review", n.version, assessment=ASSESSMENT)
+        assert relayed()
         nominations.fire(svc, w.reviewer_ph, n.id, "accept", n.version)
-        assert app.extensions["scn_relay"].flush(), "the web side did not publish its commits"
+        assert relayed(), "the web side did not publish its commits"
         assert count(svc, t.outbox, t.outbox.c.published_at.is_(None)) == 0
 
         # checks: 3 submissions; notifications: 3 submissions, checks completed, reviewed, accepted;

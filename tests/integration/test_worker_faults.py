@@ -370,8 +370,8 @@ def test_redelivered_messages_send_nothing_twice(db_url, clock, tmp_path, smtp_s
                            ["nomination.submitted", "nomination.accepted"])
         sent: list[tuple[str, str]] = []
 
-        def publish(queue, event_id, **_):  # correlation_id= too
-            sent.append((queue, event_id))
+        def publish(queue, event_ids, **_):  # correlation_id= too
+            sent.extend((queue, event_id) for event_id in event_ids)
 
         def perform_twice():
             """Perform every published message twice, as a redelivering broker would."""
@@ -493,9 +493,9 @@ def test_two_relays_at_once_publish_each_row_once(pg_url, clock, tmp_path, webho
     errors = []
 
     def run(i):
-        def publisher(queue, event_id, **_):
+        def publisher(queue, event_ids, **_):
             time.sleep(0.003)  # a slow broker, so the two relays overlap
-            published[i].append(event_id)
+            published[i].extend(event_ids)
         try:
             barrier.wait(10)
             while relay.publish(relays[i], publisher, limit=10):
