@@ -41,8 +41,11 @@ ATTACHMENT_LINKS = {"GetAttachment": {"operationId": "getAttachment", "parameter
 
 
 def represent(nomination: Nomination, actor: Actor, files: list | None = None) -> Nomination:
-    """Ready the nomination for NominationOut: its files and what the caller may fire now."""
+    """Ready the nomination for NominationOut: its files (those the use case loaded with it, else
+    a query) and what the caller may fire now."""
     nomination.allowed = nominations.allowed_triggers(svc(), actor, nomination)
+    if files is None:
+        files = getattr(nomination, "files", None)
     nomination.attachment_list = files if files is not None else attachments.listing(svc(), [nomination.id])[nomination.id]
     return nomination
 
@@ -122,7 +125,7 @@ def create_nomination(body):
 def get_nomination(nomination_id):
     """One nomination; its ETag is its version."""
     actor = current_actor()
-    nomination = nominations.get(svc(), actor, nomination_id)
+    nomination = nominations.get(svc(), actor, nomination_id, files=True)
     if request.headers.get("If-None-Match", "").strip() in (etag(nomination.version), f"W/{etag(nomination.version)}"):
         return Response(status=304, headers={"ETag": etag(nomination.version)})
     return _one(nomination, actor)
@@ -139,7 +142,7 @@ def patch_nomination(changes, nomination_id):
     """Edit a drafted nomination (submitters of its member state), based on its current version."""
     actor = current_actor()
     version = required_version()
-    return _one(nominations.update(svc(), actor, nomination_id, version, changes), actor)
+    return _one(nominations.update(svc(), actor, nomination_id, version, changes, files=True), actor)
 
 
 @blp.post("/<int:nomination_id>/transitions")
@@ -155,7 +158,7 @@ def fire_transition(body, nomination_id):
     actor = current_actor()
     version = required_version()
     nomination = nominations.fire(svc(), actor, nomination_id, body["trigger"], version,
-                                  comment=body.get("comment"), assessment=body.get("assessment"))
+                                  comment=body.get("comment"), assessment=body.get("assessment"), files=True)
     return _one(nomination, actor)
 
 

@@ -58,18 +58,29 @@ def add(svc: Services, actor: Actor, nomination_id: int, kind: str, filename: st
     return {"id": new_id, "kind": kind, "filename": safe_name, "sha256": digest, "size": len(content)}
 
 
+COLUMNS = (t.attachments.c.id, t.attachments.c.kind, t.attachments.c.filename, t.attachments.c.content_hash,
+           t.attachments.c.size, t.attachments.c.uploaded_at)
+"""What a listing shows of an attachment, in the order `entry` reads them."""
+
+
+def entry(values) -> dict:
+    """One attachment as listed, from the values of COLUMNS."""
+    id_, kind, filename, content_hash, size, uploaded_at = values
+    return {"id": id_, "kind": kind, "filename": filename, "sha256": content_hash, "size": size,
+            "uploaded_at": uploaded_at}
+
+
 def listing(svc: Services, nomination_ids: list[int]) -> dict[int, list[dict]]:
     """Attachments of the given nominations, by nomination id."""
     out: dict[int, list[dict]] = {i: [] for i in nomination_ids}
     if not nomination_ids:
         return out
     with svc.uow(read_only=True) as uow:
-        rows = uow.session.execute(sa.select(t.attachments).where(t.attachments.c.nomination_id.in_(nomination_ids))
+        rows = uow.session.execute(sa.select(t.attachments.c.nomination_id, *COLUMNS)
+                                   .where(t.attachments.c.nomination_id.in_(nomination_ids))
                                    .order_by(t.attachments.c.id))
         for row in rows:
-            out[row.nomination_id].append({"id": row.id, "kind": row.kind, "filename": row.filename,
-                                           "sha256": row.content_hash, "size": row.size,
-                                           "uploaded_at": row.uploaded_at})
+            out[row[0]].append(entry(row[1:]))
     return out
 
 

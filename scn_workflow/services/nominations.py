@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -33,8 +34,33 @@ def valid_id(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_ID
 
 
-def _load(uow: UnitOfWork, actor: Actor, nomination_id) -> Nomination:
-    nomination = uow.session.get(Nomination, nomination_id) if valid_id(nomination_id) else None
+# The statements on the path of every transition are built once, with bound parameters: building
+# and hashing a statement costs more CPU than running its cached compiled form. (Built on first use:
+# the ORM entities are mapped only when the first Services starts.)
+
+@functools.cache
+def _with_files() -> sa.Select:
+    """A nomination and its attachments, one row per attachment (an outer join), oldest first."""
+    from scn_workflow.services.attachments import COLUMNS  # it imports this module
+    a = t.attachments.c
+    return (sa.select(Nomination, *COLUMNS).outerjoin(t.attachments, a.nomination_id == t.nominations.c.id)
+            .where(t.nominations.c.id == sa.bindparam("nomination_id")).order_by(a.id))
+
+
+def _load(uow: UnitOfWork, actor: Actor, nomination_id, *, files: bool = False) -> Nomination:
+    """The nomination, if the actor may see it. With `files`, its attachments come in the same
+    query, as `nomination.files`: what `attachments.listing` would answer."""
+    nomination = None
+    if not valid_id(nomination_id):
+        pass
+    elif files:
+        from scn_workflow.services.attachments import entry
+        rows = uow.session.execute(_with_files(), {"nomination_id": nomination_id}).all()
+        if rows:
+            nomination = rows[0][0]
+            nomination.files = [entry(row[1:]) for row in rows if row[1] is not None]
+    else:
+        nomination = uow.session.get(Nomination, nomination_id)
     if nomination is None or not can_see(actor, nomination):
         raise NotFound(f"No nomination {nomination_id} that you may see.")
     return nomination
@@ -63,12 +89,28 @@ def _check_content(data: dict) -> None:
         raise InvalidInput("The nomination is not valid.", errors)
 
 
-def _lock_member_state(uow: UnitOfWork, code: str) -> MemberState | None:
-    """Serialise changes that count a member state's nominations (references, limits)."""
-    stmt = sa.select(MemberState).where(MemberState.code == code)
+def _lock_member_state(uow: UnitOfWork, code: str) -> None:
+    """Serialise changes that count a member state's nominations (references, limits).
+
+    On SQLite every writing transaction already holds the database's write lock (BEGIN IMMEDIATE)."""
     if uow.dialect == "postgresql":
-        stmt = stmt.with_for_update()
-    return uow.session.scalar(stmt)
+        uow.session.execute(_LOCK_MEMBER_STATE, {"code": code})
+
+
+_LOCK_MEMBER_STATE = sa.select(t.member_states.c.code).where(t.member_states.c.code == sa.bindparam("code")) \
+    .with_for_update()
+
+
+@functools.cache
+def _limit_facts() -> sa.Select:
+    """The cycle, the member state's override in it (if any), and its other active nominations there."""
+    n, o, c = t.nominations.c, t.limit_overrides.c, t.cycles.c
+    active = sa.select(sa.func.count()).select_from(t.nominations).where(
+        n.cycle == sa.bindparam("cycle"), n.member_state == sa.bindparam("member_state"),
+        n.state.in_(sorted(ACTIVE_STATES)), n.id != sa.bindparam("nomination_id")).scalar_subquery()
+    return (sa.select(Cycle, o.limit, active)
+            .outerjoin(t.limit_overrides, sa.and_(o.cycle_code == c.code, o.member_state == sa.bindparam("member_state")))
+            .where(c.code == sa.bindparam("cycle")))
 
 
 def _next_reference(uow: UnitOfWork, cycle: str, member_state: str) -> str:
@@ -122,9 +164,10 @@ def _content(data: dict) -> dict:
 
 def load_draft_for_change(uow: UnitOfWork, actor: Actor, nomination_id: int, expected_version: int | None,
                           what: str = "edit it",
-                          refusal: str = "Only a drafted nomination can be edited; this one is {state}.") -> Nomination:
+                          refusal: str = "Only a drafted nomination can be edited; this one is {state}.",
+                          files: bool = False) -> Nomination:
     """A drafted nomination the actor (a submitter of its member state) may change, at the version expected."""
-    nomination = _load(uow, actor, nomination_id)
+    nomination = _load(uow, actor, nomination_id, files=files)
     if actor.role is not Role.SUBMITTER or actor.member_state != nomination.member_state:
         raise Forbidden(f"Only a submitter of member state {nomination.member_state} may {what}.",
                         [Violation("submitter_of_member_state", "You may not change this nomination.")])
@@ -136,11 +179,12 @@ def load_draft_for_change(uow: UnitOfWork, actor: Actor, nomination_id: int, exp
 
 
 def update(svc: Services, actor: Actor, nomination_id: int, expected_version: int | None,
-           changes: dict) -> Nomination:
-    """Edit a draft: a submitter of its member state, based on the current version."""
+           changes: dict, *, files: bool = False) -> Nomination:
+    """Edit a draft: a submitter of its member state, based on the current version (`files`: with
+    its attachments as `nomination.files`)."""
     _check_content(changes)
     with svc.uow() as uow:
-        nomination = load_draft_for_change(uow, actor, nomination_id, expected_version)
+        nomination = load_draft_for_change(uow, actor, nomination_id, expected_version, files=files)
         nomination.update(_content(changes), actor.username, svc.clock())
         uow.commit()
         return nomination
@@ -151,19 +195,19 @@ def gather_facts(uow: UnitOfWork, nomination: Nomination, trigger: str, actor: A
     """Load what the trigger's rules need to know, and nothing more."""
     needs = workflow.needs(trigger)
     extra = {}
-    if "cycle" in needs:
-        extra["cycle"] = uow.session.get(Cycle, nomination.cycle)
     if "limit" in needs:
+        # Count only once the member state is locked: a concurrent submit of the same member state
+        # has committed by then, and this statement's snapshot sees it. The cycle, its override and
+        # the count come in one statement.
         _lock_member_state(uow, nomination.member_state)
-        cycle = extra.get("cycle") or uow.session.get(Cycle, nomination.cycle)
-        override = uow.session.get(LimitOverride, (nomination.cycle, nomination.member_state))
-        extra["limit"] = override.limit if override else cycle.limit_per_state
-        extra["active_in_cycle"] = uow.session.scalar(
-            sa.select(sa.func.count()).select_from(t.nominations).where(
-                t.nominations.c.cycle == nomination.cycle,
-                t.nominations.c.member_state == nomination.member_state,
-                t.nominations.c.state.in_(ACTIVE_STATES),
-                t.nominations.c.id != nomination.id))
+        row = uow.session.execute(_limit_facts(), {"cycle": nomination.cycle, "member_state": nomination.member_state,
+                                                   "nomination_id": nomination.id}).one_or_none()
+        if row is not None:
+            cycle, override, extra["active_in_cycle"] = row
+            extra["limit"] = override if override is not None else cycle.limit_per_state
+            extra["cycle"] = cycle
+    elif "cycle" in needs:
+        extra["cycle"] = uow.session.get(Cycle, nomination.cycle)
     if "member_state" in needs:
         extra["member_state"] = uow.session.get(MemberState, nomination.member_state)
     if "delivery" in needs:
@@ -180,10 +224,11 @@ class Fired:
 
 
 def fire(svc: Services, actor: Actor, nomination_id: int, trigger: str, expected_version: int | None, *,
-         comment: str | None = None, assessment: dict | None = None) -> Nomination:
-    """Fire a workflow trigger on a nomination, as the actor, based on `expected_version`."""
+         comment: str | None = None, assessment: dict | None = None, files: bool = False) -> Nomination:
+    """Fire a workflow trigger on a nomination, as the actor, based on `expected_version`
+    (`files`: with its attachments as `nomination.files`)."""
     with svc.uow() as uow:
-        nomination = _load(uow, actor, nomination_id)
+        nomination = _load(uow, actor, nomination_id, files=files)
         _expect_version(nomination, expected_version)
         facts = gather_facts(uow, nomination, trigger, actor, svc.clock(), comment=comment, assessment=assessment)
         workflow.fire(nomination, trigger, facts)
@@ -191,9 +236,10 @@ def fire(svc: Services, actor: Actor, nomination_id: int, trigger: str, expected
         return nomination
 
 
-def get(svc: Services, actor: Actor, nomination_id: int) -> Nomination:
+def get(svc: Services, actor: Actor, nomination_id: int, *, files: bool = False) -> Nomination:
+    """One nomination the actor may see (`files`: with its attachments as `nomination.files`)."""
     with svc.uow(read_only=True) as uow:
-        return _load(uow, actor, nomination_id)
+        return _load(uow, actor, nomination_id, files=files)
 
 
 def allowed_triggers(svc: Services, actor: Actor, nomination: Nomination) -> list[str]:
