@@ -121,6 +121,20 @@ nominations = sa.Table(
     sa.Column("event_count", sa.Integer, nullable=False, server_default="0"),
     sa.Index("ix_nominations_ms_cycle_state", "member_state", "cycle", "state"),
     sa.Index("ix_nominations_state_updated", "state", "updated_at"),
+    # Lists (services/search.py), newest change first or oldest: the whole table, a submitter's
+    # member state, a reviewer's view (ever submitted).
+    sa.Index("ix_nominations_updated", "updated_at", "id"),
+    sa.Index("ix_nominations_ms_updated", "member_state", "updated_at", "id"),
+    sa.Index("ix_nominations_submitted_updated", "updated_at", "id",
+             postgresql_where=sa.text("submitted_at IS NOT NULL"), sqlite_where=sa.text("submitted_at IS NOT NULL")),
+    # `q` (ILIKE '%…%') on PostgreSQL (pg_trgm). SQLite has no trigram index: there they are
+    # empty (WHERE 0), which keeps this one schema for both databases at no cost.
+    sa.Index("ix_nominations_city_trgm", "city_name", postgresql_using="gin",
+             postgresql_ops={"city_name": "gin_trgm_ops"}, postgresql_with={"fastupdate": "off"},
+             sqlite_where=sa.false()),
+    sa.Index("ix_nominations_region_trgm", "region", postgresql_using="gin",
+             postgresql_ops={"region": "gin_trgm_ops"}, postgresql_with={"fastupdate": "off"},
+             sqlite_where=sa.false()),
 )
 
 events = sa.Table(

@@ -16,6 +16,7 @@ from scn_workflow.domain.model import (ACTIVE_STATES, Actor, Cycle, LimitOverrid
 from scn_workflow.domain.reference import focus_areas
 from scn_workflow.domain.rules import Facts
 from scn_workflow.services import Services
+from scn_workflow.services.search import count_unless_known, page_of, visible_matching
 
 
 def can_see(actor: Actor, nomination: Nomination) -> bool:
@@ -279,36 +280,12 @@ def search(svc: Services, actor: Actor | None, *, state: str | None = None, memb
            checks_done: bool = False, oldest_first: bool = False) -> Page:
     """Nominations the actor may see (no actor: the public register), filtered, newest change first
     (or longest waiting first); `checks_done` keeps submitted ones only once their checks finished."""
-    n = t.nominations.c
-    where = []
-    role = actor.role if actor else None
-    if role is Role.SUBMITTER:
-        where.append(n.member_state == actor.member_state)
-    elif role is Role.REVIEWER:
-        where.append(n.submitted_at.is_not(None))
-    elif role not in (Role.OPERATOR, Role.ADMIN, Role.SYSTEM):
-        where.append(n.state.in_(("accepted", "handed_over")))  # the public register
-    if state:
-        where.append(n.state == state)
-    if member_state:
-        where.append(n.member_state == member_state)
-    if cycle:
-        where.append(n.cycle == cycle)
-    if checks_done:
-        where.append(sa.or_(n.state != "submitted", n.checks_outcome.in_(("passed", "warning", "failed"))))
-    if q:
-        like = "%" + q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        ms_names = sa.select(t.member_states.c.code).where(sa.func.lower(t.member_states.c.name).like(like, escape="\\"))
-        where.append(sa.or_(sa.func.lower(n.city_name).like(like, escape="\\"),
-                            sa.func.lower(n.region).like(like, escape="\\"),
-                            sa.func.lower(n.member_state) == q.lower(),
-                            n.member_state.in_(ms_names)))
     with svc.uow(read_only=True) as uow:
-        total = uow.session.scalar(sa.select(sa.func.count()).select_from(t.nominations).where(*where))
-        order = (n.updated_at.asc(), n.id.asc()) if oldest_first else (n.updated_at.desc(), n.id.desc())
-        items = uow.session.scalars(sa.select(Nomination).where(*where).order_by(*order)
-                                    .offset((page - 1) * per_page).limit(per_page)).all()
-        return Page(list(items), total, page, per_page)
+        where = visible_matching(uow, actor, state=state, member_state=member_state, cycle=cycle, q=q,
+                                 checks_done=checks_done)
+        items = list(uow.session.scalars(page_of(where, page=page, per_page=per_page, oldest_first=oldest_first)))
+        total = count_unless_known(uow, where, page=page, per_page=per_page, found=len(items))
+        return Page(items, total, page, per_page)
 
 
 def count_by_state(svc: Services) -> dict[str, int]:
