@@ -14,6 +14,7 @@ from scn_workflow.services import Services, relay
 
 log = logging.getLogger(__name__)
 BATCH = 500
+LINGER_S = 0.01  # how long the relay waits for more commits before it publishes
 
 
 class BackgroundRelay:
@@ -47,9 +48,12 @@ class BackgroundRelay:
     def _run(self) -> None:
         while True:
             batch = [self._ids.get()]
+            # Linger a moment for the commits of other requests: one message then carries a
+            # burst of events, and the worker handles them in one task (a few ms on the latency).
+            deadline = time.monotonic() + LINGER_S
             while len(batch) < BATCH:
                 try:
-                    batch.append(self._ids.get_nowait())
+                    batch.append(self._ids.get(timeout=max(0.0, deadline - time.monotonic())))
                 except queue.Empty:
                     break
             try:
