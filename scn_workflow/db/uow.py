@@ -6,11 +6,13 @@ hash-chained event row and an outbox row each, in the same transaction as the ch
 
 from __future__ import annotations
 
+import functools
 import uuid
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
 from scn_workflow.db import tables as t
@@ -33,8 +35,20 @@ def _values(table: sa.Table, keys: tuple[str, ...], prefix: str) -> dict:
 # One event and its outbox row in one statement: the event goes in through a data-modifying WITH,
 # which PostgreSQL always runs to completion. Built once, with bound parameters: building a
 # statement per commit costs more CPU than running its cached compiled form.
-_ONE_EVENT = sa.insert(t.outbox).values(_values(t.outbox, OUTBOX_KEYS, "o_")).add_cte(
-    sa.insert(t.events).values(_values(t.events, EVENT_KEYS, "e_")).cte("new_events"))
+_NEW_EVENT = sa.insert(t.events).values(_values(t.events, EVENT_KEYS, "e_")).cte("new_event")
+_NEW_OUTBOX = sa.insert(t.outbox).values(_values(t.outbox, OUTBOX_KEYS, "o_")).cte("new_outbox")
+_ONE_EVENT = sa.insert(t.outbox).values(_values(t.outbox, OUTBOX_KEYS, "o_")).add_cte(_NEW_EVENT)
+
+
+@functools.lru_cache(maxsize=64)
+def _change_with_event(columns: tuple[str, ...]) -> sa.Select:
+    """A nomination's changed columns, its event and its outbox row, in one statement (one per set
+    of changed columns, built once). It counts the rows the UPDATE changed: 0 when the version is
+    no longer the one loaded, which rolls the whole transaction back, inserts included."""
+    n = t.nominations.c
+    changed = (sa.update(t.nominations).where(n.id == sa.bindparam("n_id"), n.version == sa.bindparam("n_loaded_version"))
+               .values(_values(t.nominations, columns, "n_")).returning(n.id).cte("changed"))
+    return sa.select(sa.func.count()).select_from(changed).add_cte(_NEW_EVENT).add_cte(_NEW_OUTBOX)
 
 
 class UnitOfWork:
@@ -82,7 +96,8 @@ class UnitOfWork:
                     # The usual case, one event: one statement and one round trip.
                     params = {f"e_{k}": v for k, v in event_rows[0].items()}
                     params.update((f"o_{k}", v) for k, v in outbox_rows[0].items())
-                    self.session.execute(_ONE_EVENT, params)
+                    if not self._write_change_with_event(pending[0], params):
+                        self.session.execute(_ONE_EVENT, params)
                 else:
                     self.session.execute(sa.insert(t.events), event_rows)
                     self.session.execute(sa.insert(t.outbox), outbox_rows)
@@ -103,6 +118,27 @@ class UnitOfWork:
         committed, self.outbox_ids = self.outbox_ids, []
         if committed and self._on_commit:
             self._on_commit(committed)
+
+    def _write_change_with_event(self, nomination: Nomination, params: dict) -> bool:
+        """Write a loaded nomination's change (with the ORM's version check) and its event and outbox
+        row in one statement, instead of an ORM flush and a second statement. False when this does
+        not apply (a new nomination, or a change the ORM must write), and nothing was written."""
+        state = sa.inspect(nomination)
+        changed = state.committed_state  # attribute -> value as loaded, for each attribute set since
+        if state.key is None or state.pending or "version" not in changed \
+                or any(other is not nomination for other in self.session.dirty):
+            return False
+        columns = tuple(sorted(changed))
+        if not all(c in t.nominations.c for c in columns):
+            return False
+        params["n_id"], params["n_loaded_version"] = nomination.id, changed["version"]
+        params.update((f"n_{c}", getattr(nomination, c)) for c in columns)
+        with self.session.no_autoflush:
+            if self.session.scalar(_change_with_event(columns), params) != 1:
+                raise StaleDataError("the nomination's version changed since it was loaded")
+        for c in columns:  # now written: the ORM must not write them again
+            set_committed_value(nomination, c, getattr(nomination, c))
+        return True
 
     def _chain_events(self, nomination: Nomination, event_rows: list, outbox_rows: list) -> None:
         cid = correlation_id.get()
