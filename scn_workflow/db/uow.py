@@ -12,7 +12,6 @@ import uuid
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
-from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
 from scn_workflow.db import tables as t
@@ -136,8 +135,10 @@ class UnitOfWork:
         with self.session.no_autoflush:
             if self.session.scalar(_change_with_event(columns), params) != 1:
                 raise StaleDataError("the nomination's version changed since it was loaded")
-        for c in columns:  # now written: the ORM must not write them again
-            set_committed_value(nomination, c, getattr(nomination, c))
+        # Now written: mark the object clean, as the ORM does after its own flush (a private method;
+        # pyproject pins SQLAlchemy to 2.1, and tests/integration/test_uow_commit.py checks it).
+        # set_committed_value would leave it "modified", and every later flush would examine it.
+        state._commit_all(state.dict, self.session.identity_map)
         return True
 
     def _chain_events(self, nomination: Nomination, event_rows: list, outbox_rows: list) -> None:

@@ -69,3 +69,21 @@ def test_a_version_changed_after_loading_is_refused_and_nothing_is_written(svc, 
     assert _row(svc, n.id)["state"] == "drafted"
     events, outbox = _events(svc, n.id)
     assert [e.name for e in events] == ["nomination.created"] and len(outbox) == 1
+
+
+def test_a_unit_of_work_may_commit_twice_and_each_change_is_checked_against_the_one_before(svc, clock):
+    world = build_world(svc)
+    n = nominations.create(svc, world.submitter_id, complete_draft())
+    n = nominations.fire(svc, world.submitter_id, n.id, "submit", n.version)
+    with svc.uow() as uow:
+        loaded = uow.session.get(type(n), n.id)
+        loaded.complete_checks("warning", [], svc.clock())
+        uow.commit()
+        assert not uow.session.dirty
+        loaded.note_handover_failed("an example", "no-event", svc.clock())
+        uow.commit()
+    row = _row(svc, n.id)
+    assert (row["version"], row["checks_outcome"], row["event_count"]) == (n.version + 2, "warning", 4)
+    events, outbox = _events(svc, n.id)
+    assert [e.name for e in events][-2:] == ["checks.completed", "handover.failed"] and len(outbox) == 4
+    assert verify_chain(n.id, events) is None
