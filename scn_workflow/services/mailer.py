@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import email
 import email.policy
 import os
 import re
 import smtplib
 import socket
+import threading
+import time
 import logging
 from email.message import EmailMessage
 from urllib.parse import urlsplit
@@ -135,17 +139,22 @@ class Mail:
 
 
 class Connections:
-    """Numbered SMTP connections to SCN_SMTP_URL, opened when first used, all closed (QUIT) on
-    exit; a stale or broken one is dropped and reopened on its next use."""
+    """Numbered SMTP connections to SCN_SMTP_URL, opened when first used; a broken one is dropped
+    and reopened on its next use. Use `kept(settings)` to borrow the process's set, which stays
+    open between tasks; a set of one's own is closed (QUIT) on exit."""
 
     def __init__(self, settings: Settings, timeout: float = 10.0):
         self.settings, self.timeout = settings, timeout
-        self._held: dict[int, tuple] = {}
+        self._held: dict[int, tuple] = {}  # index -> (smtp, where, opened now or reused)
+        self.last_used = time.monotonic()
 
     def __enter__(self) -> "Connections":
         return self
 
     def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
         for index in list(self._held):
             try:
                 self._held[index][0].quit()
@@ -161,8 +170,13 @@ class Connections:
             except BaseException:
                 smtp.close()
                 raise
-            self._held[index] = (smtp, where)
-        return self._held[index]
+            self._held[index] = (smtp, where, False)
+        smtp, where, _ = self._held[index]
+        return smtp, where
+
+    def reused(self, index: int) -> bool:
+        """Whether connection `index` was opened before this use (so it may have gone stale)."""
+        return index in self._held and self._held[index][2]
 
     def drop(self, index: int) -> None:
         held = self._held.pop(index, None)
@@ -171,6 +185,51 @@ class Connections:
                 held[0].close()
             except OSError:
                 pass
+
+    def _release(self) -> None:
+        self._held = {index: (smtp, where, True) for index, (smtp, where, _) in self._held.items()}
+        self.last_used = time.monotonic()
+
+
+KEEP_IDLE_S = 30.0  # a kept set idle longer than this is closed and opened afresh (servers time out idle clients)
+_kept: dict[tuple[int, str], Connections] = {}
+_kept_busy: set[tuple[int, str]] = set()
+_kept_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def kept(settings: Settings):
+    """Borrow this process's SMTP connections to SCN_SMTP_URL, kept open between tasks: a worker
+    then connects once, not once a task. A second thread at the same time gets a set of its own."""
+    key = (os.getpid(), settings.smtp_url or "")
+    with _kept_lock:
+        mine = key not in _kept_busy and bool(settings.smtp_url)
+        if mine:
+            _kept_busy.add(key)
+            connections = _kept.get(key)
+            if connections is not None and time.monotonic() - connections.last_used > KEEP_IDLE_S:
+                connections.close()
+                connections = None
+            if connections is None:
+                connections = _kept[key] = Connections(settings)
+    if not mine:
+        with Connections(settings) as own:
+            yield own
+        return
+    try:
+        yield connections
+    finally:
+        connections._release()
+        with _kept_lock:
+            _kept_busy.discard(key)
+
+
+@atexit.register
+def _close_kept() -> None:
+    for key, connections in list(_kept.items()):
+        if key[0] == os.getpid():
+            connections.close()
+    _kept.clear()
 
 
 _STEPS = (  # (verb, argument, replies that mean go on, the exception for any other reply)
@@ -183,6 +242,18 @@ _STEPS = (  # (verb, argument, replies that mean go on, the exception for any ot
 
 
 def _stage_all(connections: Connections, mails: list[Mail], results: dict) -> list[tuple[int, Mail, str]]:
+    """MAIL, RCPT, DATA and each whole message but its final "." (see _stage), each mail on its own
+    connection; a kept connection the server closed meanwhile is reopened once."""
+    reused = {index for index in range(len(mails)) if connections.reused(index)}
+    staged = _stage(connections, list(enumerate(mails)), results)
+    stale = [(index, mail) for index, mail in enumerate(mails) if index in reused
+             and isinstance(results.get(mail.key), (smtplib.SMTPServerDisconnected, OSError))]
+    for _, mail in stale:
+        del results[mail.key]
+    return staged + (_stage(connections, stale, results) if stale else [])
+
+
+def _stage(connections: Connections, mails: list[tuple[int, Mail]], results: dict) -> list[tuple[int, Mail, str]]:
     """MAIL, RCPT, DATA and each whole message but its final ".", each mail on its own connection.
 
     Each step is sent on every connection before any reply is read, so a group costs three round
@@ -190,7 +261,7 @@ def _stage_all(connections: Connections, mails: list[Mail], results: dict) -> li
     `results`; the staged ones are returned as (connection index, mail, where).
     """
     live = []
-    for index, mail in enumerate(mails):
+    for index, mail in mails:
         try:
             smtp, where = connections.get(index)
             live.append((index, mail, smtp, where))

@@ -179,7 +179,7 @@ def notify_many(svc: Services, event_ids: list[str]) -> tuple[int, dict[str, Exc
         if not pending:
             finished_now.append(event_id)
     closable = list(finished_now)  # events whose every mail the server accepted, not yet marked done
-    with mailer.Connections(svc.settings) as connections:
+    with mailer.kept(svc.settings) as connections:
         sent = _send(svc, connections, mails, last_mail, closable, failed)
     if closable:
         # Marked done only once the server accepted every mail: an event complete in the outbox has

@@ -147,3 +147,35 @@ def test_a_mail_refused_in_a_batch_is_retried_alone_and_nothing_else_is_sent_twi
         assert runs[-1].event_id == retried
     finally:
         sink.controller.stop()
+
+
+def test_a_kept_smtp_connection_the_server_closed_is_reopened(pg_url, clock, tmp_path):
+    """The worker keeps its SMTP connections open between tasks; when the server restarts meanwhile,
+    the next mails go out over new connections, once each, without a failure or a retry."""
+    from aiosmtpd.controller import Controller
+
+    from scn_workflow.services import notifications
+    from tests.integration.conftest import MailSink
+    first = MailSink()
+    first.controller.start()
+    svc = make_services(pg_url, clock, tmp_path, smtp_url=first.url)
+    try:
+        w = build_world(svc)
+        submit_many(svc, w, 2)
+        with svc.engine.connect() as c:
+            submitted = list(c.scalars(sa.select(t.events.c.event_id).where(
+                t.events.c.name == "nomination.submitted").order_by(t.events.c.seq, t.events.c.nomination_id)))
+        assert notifications.notify_many(svc, submitted[:1]) == (2, {})  # ID's two submitters
+        first.controller.stop()
+        # The same address, a new server: the kept connections are dead.
+        second = Controller(first.controller.handler, hostname="127.0.0.1", port=first.port)
+        second.start()
+        try:
+            assert notifications.notify_many(svc, submitted[1:]) == (1, {})  # MY's submitter
+            # The handler (shared by both servers) kept every mail: each once, the last after the restart.
+            assert [m["To"] for m in first.received()] == [
+                "sub-id@test.example", "sub-id2@test.example", "sub-my@test.example"]
+        finally:
+            second.stop()
+    finally:
+        svc.engine.dispose()
