@@ -38,8 +38,11 @@ def celery_init_app(app: Flask) -> Celery:
                                   "max_retries": 0},
         broker_connection_timeout=2,
         broker_connection_retry_on_startup=True,
-        worker_send_task_events=True,
-        task_send_sent_event=True,
+        # No Celery task events by default: they cost 3-4 broker messages a task, and our own
+        # task_runs and heartbeats feed the dashboard. Flower turns them on while it runs (its
+        # enable_events option broadcasts `enable_events` to the workers).
+        worker_send_task_events=False,
+        task_send_sent_event=False,
         worker_hijack_root_logger=False,
         beat_schedule={
             "outbox-sweep": {"task": "scn.sweep", "schedule": settings.sweep_interval_s},
