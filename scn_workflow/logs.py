@@ -45,3 +45,8 @@ def configure(level: str = "INFO") -> None:
     handler.setFormatter(JsonFormatter())
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # The state machine library narrates every transition at INFO ("Finished processing state ...
+    # exit callbacks.", "... enter callbacks.", "Executed callback ..."): three lines per
+    # transition that say nothing the event row does not, each formatted and written under the
+    # handler's lock. Its warnings still come through.
+    logging.getLogger("transitions").setLevel(max(logging.WARNING, root.level))
