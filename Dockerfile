@@ -8,4 +8,5 @@ COPY web.py worker.py ./
 RUN pip install --no-cache-dir -e '.[flower]' && useradd --system scn && mkdir -p /var/lib/scn-workflow && chown scn /var/lib/scn-workflow
 USER scn
 EXPOSE 8000
-CMD ["gunicorn", "--bind", "0.0.0.0:8000", "--workers", "2", "web:app"]
+# gthread: threads overlap the waits on PostgreSQL and keep connections alive (docs/performance.md)
+CMD ["gunicorn", "--bind", "0.0.0.0:8000", "--workers", "2", "--worker-class", "gthread", "--threads", "8", "web:app"]
