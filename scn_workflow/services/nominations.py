@@ -10,7 +10,8 @@ import sqlalchemy as sa
 from scn_workflow.db import tables as t
 from scn_workflow.db.uow import UnitOfWork
 from scn_workflow.domain import workflow
-from scn_workflow.domain.errors import Forbidden, InvalidInput, NotFound, RuleViolation, StaleVersion, Violation
+from scn_workflow.domain.errors import (Forbidden, InvalidInput, NotFound, RuleViolation, StaleVersion,
+                                        UnknownTrigger, Violation)
 from scn_workflow.domain.model import (ACTIVE_STATES, Actor, Cycle, LimitOverride, MemberState,
                                        Nomination, Project, Role)
 from scn_workflow.domain.reference import focus_areas
@@ -40,26 +41,34 @@ def valid_id(value) -> bool:
 # the ORM entities are mapped only when the first Services starts.)
 
 @functools.cache
-def _with_files() -> sa.Select:
-    """A nomination and its attachments, one row per attachment (an outer join), oldest first."""
+def _loader(files: bool, lock_member_state: bool) -> sa.Select:
+    """A nomination by id. `files`: with its attachments, one row per attachment (an outer join),
+    oldest first. `lock_member_state`: its member state's row locked (FOR UPDATE) by the same statement."""
     from scn_workflow.services.attachments import COLUMNS  # it imports this module
-    a = t.attachments.c
-    return (sa.select(Nomination, *COLUMNS).outerjoin(t.attachments, a.nomination_id == t.nominations.c.id)
-            .where(t.nominations.c.id == sa.bindparam("nomination_id")).order_by(a.id))
+    n, a, m = t.nominations.c, t.attachments.c, t.member_states.c
+    stmt = sa.select(Nomination, *(COLUMNS if files else ()))
+    if files:
+        stmt = stmt.outerjoin(t.attachments, a.nomination_id == n.id).order_by(a.id)
+    if lock_member_state:
+        stmt = stmt.join(t.member_states, m.code == n.member_state).with_for_update(of=t.member_states)
+    return stmt.where(n.id == sa.bindparam("nomination_id"))
 
 
-def _load(uow: UnitOfWork, actor: Actor, nomination_id, *, files: bool = False) -> Nomination:
+def _load(uow: UnitOfWork, actor: Actor, nomination_id, *, files: bool = False,
+          lock_member_state: bool = False) -> Nomination:
     """The nomination, if the actor may see it. With `files`, its attachments come in the same
-    query, as `nomination.files`: what `attachments.listing` would answer."""
+    query, as `nomination.files`: what `attachments.listing` would answer. With `lock_member_state`
+    (PostgreSQL), the query also locks its member state's row, as `_lock_member_state` does."""
     nomination = None
     if not valid_id(nomination_id):
         pass
-    elif files:
+    elif files or lock_member_state:
         from scn_workflow.services.attachments import entry
-        rows = uow.session.execute(_with_files(), {"nomination_id": nomination_id}).all()
+        rows = uow.session.execute(_loader(files, lock_member_state), {"nomination_id": nomination_id}).all()
         if rows:
             nomination = rows[0][0]
-            nomination.files = [entry(row[1:]) for row in rows if row[1] is not None]
+            if files:
+                nomination.files = [entry(row[1:]) for row in rows if row[1] is not None]
     else:
         nomination = uow.session.get(Nomination, nomination_id)
     if nomination is None or not can_see(actor, nomination):
@@ -192,7 +201,8 @@ def update(svc: Services, actor: Actor, nomination_id: int, expected_version: in
 
 
 def gather_facts(uow: UnitOfWork, nomination: Nomination, trigger: str, actor: Actor, now, *,
-                 comment: str | None = None, assessment: dict | None = None) -> Facts:
+                 comment: str | None = None, assessment: dict | None = None,
+                 member_state_locked: bool = False) -> Facts:
     """Load what the trigger's rules need to know, and nothing more."""
     needs = workflow.needs(trigger)
     extra = {}
@@ -200,7 +210,8 @@ def gather_facts(uow: UnitOfWork, nomination: Nomination, trigger: str, actor: A
         # Count only once the member state is locked: a concurrent submit of the same member state
         # has committed by then, and this statement's snapshot sees it. The cycle, its override and
         # the count come in one statement.
-        _lock_member_state(uow, nomination.member_state)
+        if not member_state_locked:
+            _lock_member_state(uow, nomination.member_state)
         row = uow.session.execute(_limit_facts(), {"cycle": nomination.cycle, "member_state": nomination.member_state,
                                                    "nomination_id": nomination.id}).one_or_none()
         if row is not None:
@@ -229,12 +240,23 @@ def fire(svc: Services, actor: Actor, nomination_id: int, trigger: str, expected
     """Fire a workflow trigger on a nomination, as the actor, based on `expected_version`
     (`files`: with its attachments as `nomination.files`)."""
     with svc.uow() as uow:
-        nomination = _load(uow, actor, nomination_id, files=files)
+        # A trigger that counts the member state's nominations locks the member state; on PostgreSQL
+        # the statement that loads the nomination does it (SQLite's writers are serialised anyway).
+        lock = uow.dialect == "postgresql" and _counts_member_state(trigger)
+        nomination = _load(uow, actor, nomination_id, files=files, lock_member_state=lock)
         _expect_version(nomination, expected_version)
-        facts = gather_facts(uow, nomination, trigger, actor, svc.clock(), comment=comment, assessment=assessment)
+        facts = gather_facts(uow, nomination, trigger, actor, svc.clock(), comment=comment, assessment=assessment,
+                             member_state_locked=lock)
         workflow.fire(nomination, trigger, facts)
         uow.commit()
         return nomination
+
+
+def _counts_member_state(trigger) -> bool:
+    try:
+        return "limit" in workflow.needs(trigger)
+    except UnknownTrigger:
+        return False  # refused where it always was, after the nomination is found
 
 
 def get(svc: Services, actor: Actor, nomination_id: int, *, files: bool = False) -> Nomination:
