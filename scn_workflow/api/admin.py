@@ -14,7 +14,7 @@ SECURITY = [{"bearer": []}]
 
 
 @blp.post("/users")
-@blp.arguments(UserCreate, example={"username": "submitter-vn2", "password": "a-long-password",
+@blp.arguments(UserCreate(), example={"username": "submitter-vn2", "password": "a-long-password",
                                     "email": "submitter-vn2@scn-demo.example", "role": "submitter",
                                     "member_state": "VN"})
 @blp.response(201, UserOut)
@@ -27,7 +27,7 @@ def create_user(body):
 
 
 @blp.post("/cycles")
-@blp.arguments(CycleCreate, example={"code": "ASCN-2027", "name": "2027 call", "opens_at": "2027-01-01T00:00:00Z",
+@blp.arguments(CycleCreate(), example={"code": "ASCN-2027", "name": "2027 call", "opens_at": "2027-01-01T00:00:00Z",
                                      "closes_at": "2028-01-01T00:00:00Z", "limit_per_state": 3,
                                      "requires_action_plan": True})
 @blp.response(201, CycleOut)
@@ -41,7 +41,7 @@ def create_cycle(body):
 
 
 @blp.put("/cycles/<code>/overrides/<member_state>")
-@blp.arguments(OverrideRequest, example={"limit": 4, "reason": "Malaysia nominated 4 pilot cities in 2018."})
+@blp.arguments(OverrideRequest(), example={"limit": 4, "reason": "Malaysia nominated 4 pilot cities in 2018."})
 @blp.response(200, OverrideOut)
 @blp.doc(security=SECURITY)
 @errors(blp, 401, 403, 404, 413, 415, 422)
@@ -51,7 +51,7 @@ def put_override(body, code, member_state):
 
 
 @blp.patch("/member-states/<code>")
-@blp.arguments(MemberStatePatch, example={"lead_agency_email": "lead-agency@id.example"})
+@blp.arguments(MemberStatePatch(), example={"lead_agency_email": "lead-agency@id.example"})
 @blp.response(200, MemberStateOut)
 @blp.doc(security=SECURITY)
 @errors(blp, 401, 403, 404, 413, 415, 422)
@@ -61,7 +61,7 @@ def patch_member_state(body, code):
 
 
 @blp.post("/webhooks")
-@blp.arguments(WebhookCreate, example={"url": "https://receiver.example/scn", "secret": "a-shared-secret-of-16+",
+@blp.arguments(WebhookCreate(), example={"url": "https://receiver.example/scn", "secret": "a-shared-secret-of-16+",
                                        "events": ["nomination.accepted"]})
 @blp.response(201, WebhookOut)
 @blp.doc(security=SECURITY)

@@ -58,7 +58,7 @@ def _one(nomination: Nomination, actor: Actor, status: int = 200, extra: dict | 
 
 
 @blp.get("")
-@blp.arguments(ListQuery, location="query", as_kwargs=True)
+@blp.arguments(ListQuery(), location="query", as_kwargs=True)
 @blp.response(200, NominationPage)
 @blp.doc(security=SECURITY)
 @errors(blp, 401, 422)
@@ -80,7 +80,7 @@ def list_nominations(page, per_page, **filters):
 
 
 @blp.post("")
-@blp.arguments(NominationCreate, example=EXAMPLE)
+@blp.arguments(NominationCreate(), example=EXAMPLE)
 @blp.response(201, NominationOut, headers={"ETag": {"schema": {"type": "string"}},
                                            "Location": {"schema": {"type": "string"}}})
 @blp.doc(security=SECURITY, operationId="createNomination", responses={201: {"links": _links(*ALL_LINKS)}},
@@ -146,7 +146,7 @@ def patch_nomination(changes, nomination_id):
 
 
 @blp.post("/<int:nomination_id>/transitions")
-@blp.arguments(TransitionRequest, example={"trigger": "submit"})
+@blp.arguments(TransitionRequest(), example={"trigger": "submit"})
 @blp.response(200, NominationOut, headers={"ETag": {"schema": {"type": "string"}}})
 @blp.doc(security=SECURITY, operationId="fireTransition", responses={200: {"links": _links(*ALL_LINKS)}},
          parameters=[{"in": "header", "name": "If-Match", "required": True,
@@ -181,7 +181,7 @@ def list_checks(nomination_id):
 
 
 @blp.post("/<int:nomination_id>/attachments")
-@blp.arguments(AttachmentForm, location="form", content_type="multipart/form-data")
+@blp.arguments(AttachmentForm(), location="form", content_type="multipart/form-data")
 @blp.response(201, AttachmentOut)
 @blp.doc(security=SECURITY, operationId="addAttachment", responses={201: {"links": ATTACHMENT_LINKS}},
          requestBody={"content": {"multipart/form-data": {"schema": {

@@ -19,7 +19,7 @@ def _attempts() -> RateLimiter:
 
 
 @blp.post("")
-@blp.arguments(TokenRequest, example={"username": "submitter-id", "password": "demo-password"})
+@blp.arguments(TokenRequest(), example={"username": "submitter-id", "password": "demo-password"})
 @blp.response(201, TokenOut)
 @errors(blp, 401, 413, 415, 422, 429)
 def create_token(body):
