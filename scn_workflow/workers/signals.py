@@ -40,7 +40,10 @@ def _record(task, outcome: str, task_id: str) -> None:
     if isinstance(event_id, list):  # a batch: its first event stands for it
         events, event_id = len(event_id), (event_id[0] if event_id else None)
     try:
-        with task.flask_app.extensions["scn"].engine.begin() as connection:
+        engine = task.flask_app.extensions["scn"].engine
+        # On PostgreSQL one statement, committed by itself: no BEGIN and COMMIT round trips a task.
+        with (engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+              if engine.dialect.name == "postgresql" else engine.begin()) as connection:
             connection.execute(sa.insert(t.task_runs).values(
                 task=task.name, event_id=event_id, outcome=outcome, duration_ms=duration_ms, finished_at=_now(),
                 worker=task.request.hostname))
