@@ -6,6 +6,7 @@ import binascii
 import email.header
 import email.policy
 import smtplib
+from types import SimpleNamespace
 from email.message import EmailMessage
 from email.utils import formatdate
 
@@ -149,12 +150,16 @@ def notify_many(svc: Services, event_ids: list[str]) -> tuple[int, dict[str, Exc
         todo = [e for e in event_ids if "done:notifications" not in done.get(e, ())]
         if not todo:
             return 0, {}
-        events = {row.event_id: row for row in uow.session.execute(
-            sa.select(t.events).where(t.events.c.event_id.in_(todo)))}
         n = t.nominations.c
-        nominations = {row.id: row for row in uow.session.execute(
-            sa.select(n.id, n.reference, n.city_name, n.member_state, n.state, n.cycle)
-            .where(n.id.in_({e.nomination_id for e in events.values()})))}
+        events, nominations = {}, {}
+        for row in uow.session.execute(  # each event with what the mail says of its nomination
+                sa.select(t.events, n.reference, n.city_name, n.member_state, n.state.label("nomination_state"),
+                          n.cycle.label("nomination_cycle"))
+                .join(t.nominations, n.id == t.events.c.nomination_id).where(t.events.c.event_id.in_(todo))):
+            events[row.event_id] = row
+            nominations[row.nomination_id] = SimpleNamespace(
+                id=row.nomination_id, reference=row.reference, city_name=row.city_name,
+                member_state=row.member_state, state=row.nomination_state, cycle=row.nomination_cycle)
         users = _active_users(uow)
         agencies = {code: _agency(uow, code) for code in {nominations[e.nomination_id].member_state
                                                           for e in events.values()
