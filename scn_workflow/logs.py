@@ -36,12 +36,33 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+class JsonLinesHandler(logging.StreamHandler):
+    """A StreamHandler that formats a record before it takes the handler's lock, so that with many
+    request threads only the write of a line is serialised, not its JSON encoding."""
+
+    def handle(self, record: logging.LogRecord) -> bool:
+        if not self.filter(record):
+            return False
+        try:
+            line = self.format(record) + self.terminator
+        except Exception:  # noqa: BLE001 - as logging itself does: report, never raise
+            self.handleError(record)
+            return True
+        with self.lock:
+            try:
+                self.stream.write(line)
+                self.stream.flush()
+            except Exception:  # noqa: BLE001
+                self.handleError(record)
+        return True
+
+
 def configure(level: str = "INFO") -> None:
     """Send the root logger's records to stderr as JSON lines (once per process)."""
     root = logging.getLogger()
     if any(isinstance(h.formatter, JsonFormatter) for h in root.handlers):
         return
-    handler = logging.StreamHandler(sys.stderr)
+    handler = JsonLinesHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     root.handlers[:] = [handler]
     root.setLevel(level)
