@@ -134,12 +134,12 @@ def edit_nomination(nomination_id):
 @login_required()
 def show_nomination(nomination_id):
     user = current_user()
-    nomination = nominations.get(svc(), user, nomination_id)
+    nomination = nominations.get(svc(), user, nomination_id, files=True)
     return render_template(
         "nominations/show.html", n=nomination, allowed=nominations.allowed_triggers(svc(), user, nomination),
         labels=LABELS, needs_comment=NEEDS_COMMENT, events=nominations.events(svc(), user, nomination_id),
         checks=nominations.checks(svc(), user, nomination_id), focus_areas=focus_areas(),
-        files=attachments.listing(svc(), [nomination_id])[nomination_id], kinds=attachments.KINDS,
+        files=nomination.files, kinds=attachments.KINDS,
         can_upload=user.role is Role.SUBMITTER and user.member_state == nomination.member_state
         and nomination.state == "drafted")
 
