@@ -51,8 +51,9 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 sys.path.insert(0, str(ROOT))
 
 from bench.lifecycle import (CpuMeter, Gunicorn, LoadGenProcess, build_world, children, cpu_per,  # noqa: E402
-                             issue_tokens, make_pool, max_event_pk, postgres_backends, purge_queues,
-                             transitions_figures, verify_mails)
+                             issue_tokens, make_pool, max_event_pk, purge_queues, transitions_figures,
+                             verify_mails)
+from bench.workers import postgres_backends  # noqa: E402
 
 RESULTS = HERE / "results" / "ab.json"
 QUEUES = "checks,notifications,handover,webhooks"

@@ -7,19 +7,17 @@ one costs a wake-up of the server process and of ours, so their number is what t
 docs/performance.md reduce. Counted inside psycopg: every statement sent (including pool pings) and
 every BEGIN, COMMIT and ROLLBACK. The app runs in this process (Flask's test client, no broker, the
 relay called by hand) on a temporary PostgreSQL database (SCN_TEST_POSTGRES_URL, default
-postgresql://postgres@127.0.0.1:5432/postgres), dropped at the end. SMTP is replaced by a stub that
-accepts every mail.
+postgresql://postgres@127.0.0.1:5432/postgres), dropped at the end. Mail goes to an aiosmtpd server
+in this process that accepts every mail.
 """
 
 from __future__ import annotations
 
 import collections
-import smtplib
 import sys
 import tempfile
 import time
 from pathlib import Path
-from unittest import mock
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -32,6 +30,7 @@ import psycopg._cursor_base as _cursor_base  # noqa: E402
 COUNTS: collections.Counter = collections.Counter()
 _exec_command = _connection_base.BaseConnection._exec_command
 _execute_send = _cursor_base.BaseCursor._execute_send
+_send_query_prepared = _cursor_base.BaseCursor._send_query_prepared
 
 
 def _counted_command(self, command, *args, **kwargs):
@@ -44,26 +43,38 @@ def _counted_statement(self, *args, **kwargs):
     return _execute_send(self, *args, **kwargs)
 
 
-class StubSMTP:
-    def __init__(self, *args, **kwargs):
-        pass
+def _counted_prepared(self, *args, **kwargs):  # a statement psycopg has prepared on the server
+    COUNTS["statements"] += 1
+    return _send_query_prepared(self, *args, **kwargs)
 
-    def send_message(self, message):
-        return {}
 
-    def login(self, *args):
-        pass
+class Sink:
+    """An aiosmtpd server on loopback that accepts every mail (the reactions talk real SMTP)."""
 
-    def quit(self):
-        pass
+    def __enter__(self) -> str:
+        import socket
 
-    def close(self):
-        pass
+        from aiosmtpd.controller import Controller
+
+        class Handler:
+            async def handle_DATA(self, server, session, envelope):
+                return "250 OK"
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        self.controller = Controller(Handler(), hostname="127.0.0.1", port=port)
+        self.controller.start()
+        return f"smtp://127.0.0.1:{port}"
+
+    def __exit__(self, *exc) -> None:
+        self.controller.stop()
 
 
 def main() -> int:
     _connection_base.BaseConnection._exec_command = _counted_command
     _cursor_base.BaseCursor._execute_send = _counted_statement
+    _cursor_base.BaseCursor._send_query_prepared = _counted_prepared
     from bench.lifecycle import PASSWORD, build_world, content
     from bench.workers import temporary_database
     from scn_workflow.app import create_app
@@ -77,9 +88,9 @@ def main() -> int:
         fn()
         rows.append((label, sum(COUNTS.values()), dict(COUNTS)))
 
-    with tempfile.TemporaryDirectory() as instance, temporary_database() as url:
+    with tempfile.TemporaryDirectory() as instance, temporary_database() as url, Sink() as smtp_url:
         app = create_app({"database_url": url, "instance_path": instance, "embedded_autostart": False,
-                          "smtp_url": "smtp://127.0.0.1:25"})
+                          "smtp_url": smtp_url})
         svc = app.extensions["scn"]
         svc.after_commit = None  # the relay is called by hand below
         build_world(svc)
@@ -100,10 +111,10 @@ def main() -> int:
 
         published: list[tuple[str, str]] = []
         measure("HTTP POST .../transitions submit", lambda: fire(submitter, {"trigger": "submit"}))
-        measure("relay: publish one event", lambda: relay.publish(svc, lambda q, e, **_: published.append((q, e))))
-        with mock.patch.object(smtplib, "SMTP", StubSMTP):
-            for queue, event_id in list(published):
-                measure(f"reaction {queue} (nomination.submitted)", lambda: HANDLERS[queue](svc, event_id))
+        measure("relay: publish one event", lambda: relay.publish(
+            svc, lambda q, ids, **_: published.extend((q, e) for e in ids)))
+        for queue, event_id in list(published):
+            measure(f"reaction {queue} (nomination.submitted)", lambda: HANDLERS[queue](svc, event_id))
         state["version"] += 1  # checks.completed
         measure("HTTP POST .../transitions return", lambda: fire(reviewer, {"trigger": "return_for_revision",
                                                                              "comment": "Please revise."}))

@@ -28,7 +28,7 @@ class JsonFormatter(logging.Formatter):
         entry = {"time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
                  "level": record.levelname.lower(), "logger": record.name, "message": record.getMessage(),
                  "correlation_id": correlation_id.get()}
-        for key in ("event_id", "task", "queue", "nomination_id", "method", "path", "status", "duration_ms"):
+        for key in ("event_id", "events", "task", "queue", "nomination_id", "method", "path", "status", "duration_ms"):
             if hasattr(record, key):
                 entry[key] = getattr(record, key)
         if record.exc_info:
