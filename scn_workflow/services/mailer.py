@@ -126,7 +126,9 @@ def _write_eml(settings: Settings, message: EmailMessage) -> str:
 
 # --- Several mails at once, over connections kept open per thread ------------------------------
 
-STAGED_AT_ONCE = 8  # mails held open at once, each on its own connection, then recorded in one transaction
+# Mails held open at once, each on its own connection, then recorded in one transaction. 16 kept the
+# drain of bench/workers.py 1.35x faster than 8; each worker process holds up to this many connections.
+STAGED_AT_ONCE = 16
 
 
 class Mail:
