@@ -563,17 +563,14 @@ SPY_RATE = 200  # py-spy samples per second and thread
 
 PROFILED = [  # cProfile: (label, module path fragment, function name)
     ("task body (tasks._react)", "workers/tasks.py", "_react"),
-    ("notifications.notify", "services/notifications.py", "notify"),
-    ("  recipients()", "services/notifications.py", "recipients"),
-    ("  render() (EmailMessage + jinja)", "services/notifications.py", "render"),
-    ("  mailer.send (SMTP)", "services/mailer.py", "send"),
+    ("notifications.notify_many", "services/notifications.py", "notify_many"),
+    ("  choose_recipients()", "services/notifications.py", "choose_recipients"),
+    ("  compose() (jinja, MIME by hand)", "services/notifications.py", "compose"),
+    ("  mailer.send_recorded (SMTP)", "services/mailer.py", "send_recorded"),
     ("    smtplib.SMTP.__init__ (connect, banner)", "smtplib.py", "__init__"),
-    ("    smtplib.send_message (EHLO..DATA)", "smtplib.py", "send_message"),
-    ("      email generator flatten", "email/generator.py", "flatten"),
-    ("  lock_effect (advisory lock)", "services/notifications.py", "lock_effect"),
-    ("  effects.already_done", "services/effects.py", "already_done"),
-    ("  effects.record_effect", "services/effects.py", "record_effect"),
-    ("  relay.mark_done", "services/relay.py", "mark_done"),
+    ("    mailer._stage (MAIL, RCPT, DATA, message)", "services/mailer.py", "_stage"),
+    ("  effects.record_effects", "services/effects.py", "record_effects"),
+    ("  relay.mark_done_many", "services/relay.py", "mark_done_many"),
     ("  UnitOfWork.commit", "db/uow.py", "commit"),
     ("Celery signal handlers (Signal.send)", "celery/utils/dispatch/signal.py", "send"),
     ("all psycopg Cursor.execute (round trips)", "psycopg/cursor.py", "execute"),
@@ -605,10 +602,10 @@ def cprofile_report(folder: Path, tasks: int) -> dict:
 
 
 SMTP_STEPS = (("getfqdn", "connect: getfqdn"), ("SMTP.__init__", "connect + banner"),
-              ("SMTP.connect", "connect + banner"), ("flatten", "message flattened (email generator)"),
-              ("SMTP.ehlo", "EHLO round trip"), ("SMTP.mail", "MAIL FROM round trip"),
-              ("SMTP.rcpt", "RCPT TO round trip"), ("SMTP.data", "DATA round trip"),
-              ("SMTP.quit", "QUIT round trip"), ("SMTP.__exit__", "QUIT round trip"), ("SMTP.close", "close"))
+              ("SMTP.connect", "connect + banner"), ("SMTP.ehlo", "EHLO round trip"),
+              ("_stage (", "MAIL, RCPT, DATA and the message (pipelined over the group's connections)"),
+              ("SMTP.getreply", "the final '.' and its reply"), ("SMTP.quit", "QUIT round trip"),
+              ("SMTP.close", "close"))
 
 
 def _classify(frames: list[str]) -> tuple[str, str]:
@@ -628,10 +625,10 @@ def _classify(frames: list[str]) -> tuple[str, str]:
     if "services/mailer.py" in inner:
         for key, step in SMTP_STEPS:
             if key + " (" in inner:
-                return "SMTP: a new connection per mail", step
-        return "SMTP: a new connection per mail", "other"
-    if "render (scn_workflow/services/notifications.py" in inner:
-        return "rendering the mail (EmailMessage headers, jinja)", ""
+                return "SMTP conversation", step
+        return "SMTP conversation", "other"
+    if "compose (scn_workflow/services/notifications.py" in inner:
+        return "composing the mail (jinja, MIME by hand)", ""
     scn = [f for f in body if "scn_workflow/" in f]
     where = scn[-1].split(" (")[0] if scn else "?"
     if "sqlalchemy/" in inner or "psycopg/" in inner:
