@@ -9,19 +9,24 @@ import sqlalchemy as sa
 from scn_workflow.db import tables as t
 from scn_workflow.db.uow import UnitOfWork
 from scn_workflow.domain import checks as domain_checks
-from scn_workflow.domain.model import ACTIVE_STATES, Cycle, LimitOverride, Nomination
+from scn_workflow.domain.model import ACTIVE_STATES, Nomination
 from scn_workflow.services import Services
-from scn_workflow.services.effects import already_done, record_effect
+from scn_workflow.services.effects import record_effect
 from scn_workflow.services.relay import mark_done
 
 
 def _facts(uow: UnitOfWork, nomination: Nomination) -> domain_checks.CheckFacts:
-    s, n = uow.session, t.nominations.c
-    cycle = s.get(Cycle, nomination.cycle)
-    override = s.get(LimitOverride, (nomination.cycle, nomination.member_state))
-    active = s.scalar(sa.select(sa.func.count()).select_from(t.nominations).where(
+    s, n, c, o, a = uow.session, t.nominations.c, t.cycles.c, t.limit_overrides.c, t.attachments.c
+    # The cycle's limit and rule, the state's override, the active count and the action plan in one query.
+    active = sa.select(sa.func.count()).select_from(t.nominations).where(
         n.cycle == nomination.cycle, n.member_state == nomination.member_state,
-        n.state.in_(ACTIVE_STATES), n.id != nomination.id))
+        n.state.in_(ACTIVE_STATES), n.id != nomination.id).scalar_subquery()
+    override = sa.select(o.limit).where(o.cycle_code == nomination.cycle,
+                                        o.member_state == nomination.member_state).scalar_subquery()
+    has_plan = sa.exists().where(a.nomination_id == nomination.id, a.kind == "action_plan")
+    cycle = s.execute(sa.select(c.limit_per_state, c.requires_action_plan, override.label("override"),
+                                active.label("active"), has_plan.label("has_plan"))
+                      .where(c.code == nomination.cycle)).one()
     city = sa.func.lower(n.city_name) == nomination.city_name.lower()
     same = s.scalars(sa.select(n.reference).where(
         city, n.cycle == nomination.cycle, n.id != nomination.id,
@@ -29,12 +34,10 @@ def _facts(uow: UnitOfWork, nomination: Nomination) -> domain_checks.CheckFacts:
     earlier = s.scalars(sa.select(n.cycle).where(
         city, n.cycle != nomination.cycle, n.state.in_(("accepted", "handed_over")))
         .distinct().order_by(n.cycle)).all()
-    has_plan = s.scalar(sa.select(sa.func.count()).select_from(t.attachments).where(
-        t.attachments.c.nomination_id == nomination.id, t.attachments.c.kind == "action_plan")) > 0
     return domain_checks.CheckFacts(
-        active_in_cycle=active, limit=override.limit if override else cycle.limit_per_state,
+        active_in_cycle=cycle.active, limit=cycle.override if cycle.override is not None else cycle.limit_per_state,
         same_city_in_cycle=list(same), accepted_earlier=list(earlier),
-        requires_action_plan=cycle.requires_action_plan, has_action_plan=has_plan)
+        requires_action_plan=bool(cycle.requires_action_plan), has_action_plan=bool(cycle.has_plan))
 
 
 def run_checks(svc: Services, event_id: str) -> str:
@@ -42,19 +45,22 @@ def run_checks(svc: Services, event_id: str) -> str:
 
     The same transaction marks the checks queue done with the event. Idempotent: a second call for the same event changes nothing. Returns what happened.
     """
+    e, later = t.events.c, t.events.alias("later")
     with svc.uow() as uow:
-        if already_done(uow, event_id, "checks"):
+        # The event, whether its checks ran, and the nomination's latest submission, in one query.
+        done = sa.exists().where(t.effects.c.event_id == event_id, t.effects.c.effect == "checks")
+        latest = sa.select(later.c.event_id).where(
+            later.c.nomination_id == e.nomination_id, later.c.name == "nomination.submitted") \
+            .order_by(later.c.seq.desc()).limit(1).scalar_subquery()
+        event = uow.session.execute(sa.select(e.nomination_id, e.name, done.label("done"), latest.label("latest"))
+                                    .where(e.event_id == event_id)).one_or_none()
+        if event is not None and event.done:
             return "already done"
-        event = uow.session.execute(sa.select(t.events.c.nomination_id, t.events.c.name)
-                                    .where(t.events.c.event_id == event_id)).one_or_none()
         if event is None or event.name != "nomination.submitted":
             return "not a submission"
         nomination = uow.session.get(Nomination, event.nomination_id)
-        latest = uow.session.scalar(sa.select(t.events.c.event_id).where(
-            t.events.c.nomination_id == nomination.id, t.events.c.name == "nomination.submitted")
-            .order_by(t.events.c.seq.desc()).limit(1))
         now = svc.clock()
-        if nomination.state != "submitted" or latest != event_id or nomination.checks_outcome != "pending":
+        if nomination.state != "submitted" or event.latest != event_id or nomination.checks_outcome != "pending":
             record_effect(uow, event_id, "checks", now, "skipped: the submission is no longer current")
             mark_done(uow, event_id, "checks", now)
             uow.commit()
