@@ -124,7 +124,7 @@ def _write_eml(settings: Settings, message: EmailMessage) -> str:
     return path
 
 
-# --- Several mails at once, over connections kept open per thread ------------------------------
+# --- Several mails at once, over connections kept open per process ----------------------------
 
 # Mails held open at once, each on its own connection, then recorded in one transaction. 16 kept the
 # drain of bench/workers.py 1.35x faster than 8; each worker process holds up to this many connections.

@@ -200,10 +200,7 @@ def _send(svc: Services, connections, mails: list, last_mail: dict, closable: li
     for start in range(0, len(mails), mailer.STAGED_AT_ONCE):
         group = mails[start:start + mailer.STAGED_AT_ONCE]
 
-        def record(staged: dict, group=group) -> list:
-            for mail in group:  # refused before DATA, or no connection: its event is not done
-                if mail.key not in staged:
-                    failed.setdefault(mail.key[0], RuntimeError(f"mail to {mail.recipient} could not be sent"))
+        def record(staged: dict) -> list:
             with svc.uow() as uow:
                 recorded = record_effects(uow, [(key[0], key[1], where) for key, where in staged.items()],
                                           svc.clock())
@@ -213,7 +210,7 @@ def _send(svc: Services, connections, mails: list, last_mail: dict, closable: li
             return recorded
 
         results = mailer.send_recorded(svc.settings, connections, group, record)
-        for mail in group:
+        for mail in group:  # a mail refused, or whose connection failed: its event is not done
             outcome = results.get(mail.key)
             if isinstance(outcome, Exception):
                 failed.setdefault(mail.key[0], outcome)
