@@ -12,7 +12,7 @@ from scn_workflow.domain.audit import verify_chain
 from scn_workflow.domain.errors import StaleVersion
 from scn_workflow.domain.rules import Facts
 from scn_workflow.services import nominations
-from tests.conftest import ASSESSMENT, build_world, complete_draft
+from tests.conftest import ASSESSMENT, build_world, complete_draft, make_services
 
 
 def _row(svc, nomination_id):
@@ -53,14 +53,21 @@ def test_each_change_is_written_whole_with_its_event_and_outbox_row(svc, clock):
     assert row["last_event_hash"] == events[-1].hash and row["event_count"] == len(events)
 
 
-def test_a_version_changed_after_loading_is_refused_and_nothing_is_written(svc, clock):
+@pytest.fixture
+def pg_svc(pg_url, clock, tmp_path):
+    services = make_services(pg_url, clock, tmp_path)
+    yield services
+    services.engine.dispose()
+
+
+def test_a_version_changed_after_loading_is_refused_and_nothing_is_written(pg_svc):
+    # PostgreSQL only: SQLite holds the write lock from BEGIN, so no one else can change the row meanwhile.
+    svc = pg_svc
     world = build_world(svc)
     n = nominations.create(svc, world.submitter_id, complete_draft())
     with svc.uow() as uow:
         loaded = nominations._load(uow, world.submitter_id, n.id)
         workflow.fire(loaded, "withdraw", Facts(actor=world.submitter_id, now=svc.clock()))
-        if uow.dialect == "sqlite":
-            pytest.skip("SQLite holds the write lock from BEGIN: no one else can change the row meanwhile")
         with svc.engine.begin() as other:  # someone else's change, committed meanwhile
             other.execute(sa.update(t.nominations).where(t.nominations.c.id == n.id)
                           .values(version=t.nominations.c.version + 1))
