@@ -12,7 +12,7 @@ from scn_workflow.domain import checks as domain_checks
 from scn_workflow.domain.model import ACTIVE_STATES, Nomination
 from scn_workflow.services import Services
 from scn_workflow.services.effects import record_effect
-from scn_workflow.services.relay import mark_done
+from scn_workflow.services.relay import mark_done_many
 
 
 def _facts(uow: UnitOfWork, nomination: Nomination) -> domain_checks.CheckFacts:
@@ -43,35 +43,54 @@ def _facts(uow: UnitOfWork, nomination: Nomination) -> domain_checks.CheckFacts:
 def run_checks(svc: Services, event_id: str) -> str:
     """Run the checks for the submission `event_id`; record them and `checks.completed`.
 
-    The same transaction marks the checks queue done with the event. Idempotent: a second call for the same event changes nothing. Returns what happened.
+    The same transaction marks the checks queue done with the event. Idempotent: a second call
+    for the same event changes nothing. Returns what happened.
     """
-    e, later = t.events.c, t.events.alias("later")
+    return run_checks_many(svc, [event_id])[event_id]
+
+
+def run_checks_many(svc: Services, event_ids: list[str]) -> dict[str, str]:
+    """Run the checks of several submissions in one transaction (a relay batch), which records
+    their checks, their `checks.completed` events and the checks queue's done marks together.
+    Returns what happened to each; anything raised rolls back all of them."""
+    outcomes: dict[str, str] = {}
+    # The checked nominations are held here until the commit: the session keeps only weak references
+    # to objects an autoflush made clean, and their recorded events would go with them.
+    held: list[Nomination] = []
     with svc.uow() as uow:
-        # The event, whether its checks ran, and the nomination's latest submission, in one query.
-        done = sa.exists().where(t.effects.c.event_id == event_id, t.effects.c.effect == "checks")
-        latest = sa.select(later.c.event_id).where(
-            later.c.nomination_id == e.nomination_id, later.c.name == "nomination.submitted") \
-            .order_by(later.c.seq.desc()).limit(1).scalar_subquery()
-        event = uow.session.execute(sa.select(e.nomination_id, e.name, done.label("done"), latest.label("latest"))
-                                    .where(e.event_id == event_id)).one_or_none()
-        if event is not None and event.done:
-            return "already done"
-        if event is None or event.name != "nomination.submitted":
-            return "not a submission"
-        nomination = uow.session.get(Nomination, event.nomination_id)
         now = svc.clock()
-        if nomination.state != "submitted" or event.latest != event_id or nomination.checks_outcome != "pending":
-            record_effect(uow, event_id, "checks", now, "skipped: the submission is no longer current")
-            mark_done(uow, event_id, "checks", now)
+        for event_id in dict.fromkeys(event_ids):
+            outcomes[event_id] = _check(uow, event_id, now, held)
+        ran = [e for e, outcome in outcomes.items() if outcome not in ("already done", "not a submission")]
+        if ran:
+            mark_done_many(uow, ran, "checks", now)  # the checks queue's work for these events ends here
             uow.commit()
-            return "skipped"
-        results = domain_checks.run(nomination, _facts(uow, nomination))
-        uow.session.execute(sa.insert(t.checks), [
-            {"nomination_id": nomination.id, "event_id": event_id, "name": r.name, "outcome": r.outcome,
-             "blocking": r.blocking, "message": r.message, "ran_at": now} for r in results])
-        outcome = domain_checks.outcome(results)
-        nomination.complete_checks(outcome, [asdict(r) for r in results], now)
-        record_effect(uow, event_id, "checks", now, outcome)
-        mark_done(uow, event_id, "checks", now)  # the checks queue's work for the event ends here
-        uow.commit()
-        return outcome
+    return outcomes
+
+
+def _check(uow: UnitOfWork, event_id: str, now, held: list) -> str:
+    e, later = t.events.c, t.events.alias("later")
+    # The event, whether its checks ran, and the nomination's latest submission, in one query.
+    done = sa.exists().where(t.effects.c.event_id == event_id, t.effects.c.effect == "checks")
+    latest = sa.select(later.c.event_id).where(
+        later.c.nomination_id == e.nomination_id, later.c.name == "nomination.submitted") \
+        .order_by(later.c.seq.desc()).limit(1).scalar_subquery()
+    event = uow.session.execute(sa.select(e.nomination_id, e.name, done.label("done"), latest.label("latest"))
+                                .where(e.event_id == event_id)).one_or_none()
+    if event is not None and event.done:
+        return "already done"
+    if event is None or event.name != "nomination.submitted":
+        return "not a submission"
+    nomination = uow.session.get(Nomination, event.nomination_id)
+    held.append(nomination)
+    if nomination.state != "submitted" or event.latest != event_id or nomination.checks_outcome != "pending":
+        record_effect(uow, event_id, "checks", now, "skipped: the submission is no longer current")
+        return "skipped"
+    results = domain_checks.run(nomination, _facts(uow, nomination))
+    uow.session.execute(sa.insert(t.checks), [
+        {"nomination_id": nomination.id, "event_id": event_id, "name": r.name, "outcome": r.outcome,
+         "blocking": r.blocking, "message": r.message, "ran_at": now} for r in results])
+    outcome = domain_checks.outcome(results)
+    nomination.complete_checks(outcome, [asdict(r) for r in results], now)
+    record_effect(uow, event_id, "checks", now, outcome)
+    return outcome

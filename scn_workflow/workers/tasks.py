@@ -8,7 +8,7 @@ import time
 from celery import shared_task
 from flask import current_app
 
-from scn_workflow.services import notifications, relay
+from scn_workflow.services import checks, notifications, relay
 from scn_workflow.services.reactions import HANDLERS, backoff, give_up
 
 log = logging.getLogger(__name__)
@@ -37,6 +37,8 @@ def _react_many(task, svc, queue: str, event_ids: list[str]) -> int:
     try:
         if queue == "notifications":
             _, failed = notifications.notify_many(svc, event_ids)
+        elif queue == "checks":
+            failed = _checks_many(svc, event_ids)
         else:
             failed = {}
             for event_id in event_ids:
@@ -56,6 +58,26 @@ def _react_many(task, svc, queue: str, event_ids: list[str]) -> int:
                          countdown=backoff(0, settings.retry_base_s, settings.retry_cap_s),
                          headers={"published_at": time.time()})
     return len(event_ids) - len(failed)
+
+
+def _checks_many(svc, event_ids: list[str]) -> dict[str, Exception]:
+    """A batch's checks in one transaction; if that fails, each on its own (so one bad event does
+    not hold back the others). Events that were no submission or already checked get their done
+    mark as a single event's would."""
+    try:
+        outcomes = checks.run_checks_many(svc, event_ids)
+        left = [e for e, outcome in outcomes.items() if outcome in ("already done", "not a submission")]
+    except Exception:  # noqa: BLE001 - one at a time below
+        log.warning("checks of a batch of %d failed together; running them one at a time", len(event_ids),
+                    exc_info=True)
+        left = event_ids
+    failed = {}
+    for event_id in left:
+        try:
+            HANDLERS["checks"](svc, event_id)
+        except Exception as exc:  # noqa: BLE001 - retried on its own by the caller
+            failed[event_id] = exc
+    return failed
 
 
 @shared_task(bind=True, name="scn.checks")

@@ -63,3 +63,24 @@ def test_checks_read_the_override_the_active_count_and_the_action_plan(db_url, c
         assert results(svc, thai)["action_plan"][0] == "failed"
     finally:
         svc.engine.dispose()
+
+
+def test_a_batch_is_checked_in_one_go_and_each_submission_gets_its_checks_completed(db_url, clock, tmp_path):
+    svc = make_services(db_url, clock, tmp_path)
+    try:
+        w = build_world(svc)
+        submitted = [submit(svc, actor, city) for actor, city in (
+            (w.submitter_id, "Banyuwangi"), (w.submitter_id2, "Makassar"), (w.submitter_th, "Phuket"))]
+        event_ids = [event_id for _, event_id in submitted]
+        assert checks.run_checks_many(svc, event_ids) == dict.fromkeys(event_ids, "passed")
+        assert checks.run_checks_many(svc, event_ids) == dict.fromkeys(event_ids, "already done")
+        with svc.engine.connect() as c:
+            completed = c.execute(sa.select(t.events.c.nomination_id, t.events.c.seq).where(
+                t.events.c.name == "checks.completed").order_by(t.events.c.nomination_id)).all()
+            done = set(c.scalars(sa.select(t.effects.c.event_id).where(t.effects.c.effect == "done:checks")))
+        assert completed == [(nomination_id, 3) for nomination_id, _ in submitted]  # created, submitted, completed
+        assert done == set(event_ids)
+        for nomination_id, _ in submitted:
+            assert nominations.get(svc, w.reviewer_sg, nomination_id).checks_outcome == "passed"
+    finally:
+        svc.engine.dispose()
