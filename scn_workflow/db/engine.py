@@ -6,7 +6,8 @@ from sqlalchemy import create_engine, event, exc, make_url
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import sessionmaker
 
-from scn_workflow.db.mapping import start_mappers
+from scn_workflow.db.mapping import hold, start_mappers
+from scn_workflow.domain.model import Nomination
 
 CONNECT_TIMEOUT_S = 5
 # A pooled connection idle for longer than this is pinged before use (see _ping_when_idle).
@@ -75,4 +76,11 @@ def _sqlite_begin(connection) -> None:
 
 def make_session_factory(engine: Engine) -> sessionmaker:
     start_mappers()
-    return sessionmaker(bind=engine, expire_on_commit=False)
+    factory = sessionmaker(bind=engine, expire_on_commit=False)
+
+    @event.listens_for(factory, "transient_to_pending")
+    def _hold_new(session, instance) -> None:  # new nominations too (see mapping.hold)
+        if isinstance(instance, Nomination):
+            hold(session, instance)
+
+    return factory

@@ -27,5 +27,13 @@ def start_mappers() -> None:
     _mapped = True
 
 
-def _init_pending_events(nomination, _context) -> None:
+def _init_pending_events(nomination, context) -> None:
     nomination.events = []
+    hold(context.session, nomination)
+
+
+def hold(session, nomination) -> None:
+    """Keep a strong reference to `nomination` for the session's life. The session holds objects an
+    autoflush made clean only weakly; one the caller no longer references would vanish from it with
+    the events it recorded, before the unit of work commits them."""
+    session.info.setdefault("scn_nominations", []).append(nomination)

@@ -81,8 +81,12 @@ class UnitOfWork:
 
     def commit(self) -> None:
         try:
-            pending = [obj for obj in (*self.session.new, *self.session.identity_map.values())
-                       if isinstance(obj, Nomination) and obj.events]
+            pending, seen = [], set()
+            for obj in (*self.session.new, *self.session.identity_map.values(),
+                        *self.session.info.get("scn_nominations", ())):
+                if isinstance(obj, Nomination) and obj.events and id(obj) not in seen:
+                    seen.add(id(obj))
+                    pending.append(obj)
             if any(n.id is None for n in pending):
                 self.session.flush()  # new nominations need their id for the chain
             event_rows, outbox_rows = [], []

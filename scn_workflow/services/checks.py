@@ -54,13 +54,10 @@ def run_checks_many(svc: Services, event_ids: list[str]) -> dict[str, str]:
     their checks, their `checks.completed` events and the checks queue's done marks together.
     Returns what happened to each; anything raised rolls back all of them."""
     outcomes: dict[str, str] = {}
-    # The checked nominations are held here until the commit: the session keeps only weak references
-    # to objects an autoflush made clean, and their recorded events would go with them.
-    held: list[Nomination] = []
     with svc.uow() as uow:
         now = svc.clock()
         for event_id in dict.fromkeys(event_ids):
-            outcomes[event_id] = _check(uow, event_id, now, held)
+            outcomes[event_id] = _check(uow, event_id, now)
         ran = [e for e, outcome in outcomes.items() if outcome not in ("already done", "not a submission")]
         if ran:
             mark_done_many(uow, ran, "checks", now)  # the checks queue's work for these events ends here
@@ -68,7 +65,7 @@ def run_checks_many(svc: Services, event_ids: list[str]) -> dict[str, str]:
     return outcomes
 
 
-def _check(uow: UnitOfWork, event_id: str, now, held: list) -> str:
+def _check(uow: UnitOfWork, event_id: str, now) -> str:
     e, later = t.events.c, t.events.alias("later")
     # The event, whether its checks ran, and the nomination's latest submission, in one query.
     done = sa.exists().where(t.effects.c.event_id == event_id, t.effects.c.effect == "checks")
@@ -82,7 +79,6 @@ def _check(uow: UnitOfWork, event_id: str, now, held: list) -> str:
     if event is None or event.name != "nomination.submitted":
         return "not a submission"
     nomination = uow.session.get(Nomination, event.nomination_id)
-    held.append(nomination)
     if nomination.state != "submitted" or event.latest != event_id or nomination.checks_outcome != "pending":
         record_effect(uow, event_id, "checks", now, "skipped: the submission is no longer current")
         return "skipped"
