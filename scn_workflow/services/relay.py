@@ -195,6 +195,14 @@ def mark_done_many(uow: UnitOfWork, event_ids: Iterable[str], queue: str, now) -
         uow.session.execute(sa.update(t.outbox).where(o.id.in_(complete)).values(completed_at=now))
 
 
+def in_flight(svc: Services) -> int:
+    """Outbox rows published and not yet complete: events the workers have still to finish."""
+    o = t.outbox.c
+    with svc.uow(read_only=True) as uow:
+        return uow.session.scalar(sa.select(sa.func.count()).select_from(t.outbox).where(
+            o.completed_at.is_(None), o.published_at.is_not(None)))
+
+
 def backlog(svc: Services) -> dict:
     """Outbox rows not yet published and not yet complete, with the age of the oldest."""
     now = svc.clock()
