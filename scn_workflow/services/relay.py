@@ -195,12 +195,18 @@ def mark_done_many(uow: UnitOfWork, event_ids: Iterable[str], queue: str, now) -
         uow.session.execute(sa.update(t.outbox).where(o.id.in_(complete)).values(completed_at=now))
 
 
+IN_FLIGHT_WINDOW_S = 10.0
+
+
 def in_flight(svc: Services) -> int:
-    """Outbox rows published and not yet complete: events the workers have still to finish."""
+    """Outbox rows published in the last IN_FLIGHT_WINDOW_S and not yet complete: the events the
+    workers are working through now. Older ones (a queue without a worker, messages a broker lost)
+    are the sweep's and the operators' business, and must not slow everything else down."""
     o = t.outbox.c
+    since = sa.literal(svc.clock() - timedelta(seconds=IN_FLIGHT_WINDOW_S), o.published_at.type)
     with svc.uow(read_only=True) as uow:
         return uow.session.scalar(sa.select(sa.func.count()).select_from(t.outbox).where(
-            o.completed_at.is_(None), o.published_at.is_not(None)))
+            o.completed_at.is_(None), o.published_at >= since))
 
 
 def backlog(svc: Services) -> dict:
