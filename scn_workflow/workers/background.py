@@ -15,10 +15,9 @@ from scn_workflow.services import Services, relay
 log = logging.getLogger(__name__)
 BATCH = 500
 # How long the relay waits for more commits before it publishes: LINGER_S while the workers keep up,
-# longer while events published lately are waiting for them (relay.in_flight; IN_FLIGHT_PER_LINGER more
-# for each LINGER_S more,
-# up to MAX_LINGER_S), so that a backlog is sent in fewer, larger messages, which the workers handle
-# at a lower cost per event, and drains. bench/lifecycle.py (2 CPUs, 32 clients) with a fixed wait:
+# longer while events published lately wait for them (relay.in_flight: LINGER_S more for every
+# IN_FLIGHT_PER_LINGER, up to MAX_LINGER_S), so that a backlog is sent in fewer, larger messages,
+# which the workers handle at a lower cost per event, and drains. bench/lifecycle.py (2 CPUs, 32 clients) with a fixed wait:
 # 10 ms gave 54 delivered transitions/s, 25 ms 94/s, 50 ms 114/s (commit-to-mail p99 at half that rate
 # 44-58 ms, 143-158 ms and 263 ms).
 LINGER_S = 0.025
