@@ -34,7 +34,6 @@ import argparse
 import json
 import math
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -54,6 +53,7 @@ from bench.lifecycle import (CpuMeter, Gunicorn, LoadGenProcess, build_world, ch
                              issue_tokens, make_pool, max_event_pk, purge_queues, transitions_figures,
                              verify_mails)
 from bench.workers import postgres_backends  # noqa: E402
+from tests.processes import stop_process_group  # noqa: E402
 
 RESULTS = HERE / "results" / "ab.json"
 QUEUES = "checks,notifications,handover,webhooks"
@@ -80,13 +80,7 @@ class Worker:
             time.sleep(0.1)
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(10)
+        stop_process_group(self.process)
 
 
 class Side:

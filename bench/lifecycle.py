@@ -56,7 +56,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import math
 import multiprocessing
 import os
 import platform
@@ -81,6 +80,9 @@ ROOT = HERE.parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 sys.path.insert(0, str(ROOT))
 
+from bench.support import CLOCK_TICK, children, cpu_seconds, percentile, source_state  # noqa: E402
+from tests.processes import stop_process_group  # noqa: E402
+
 RESULTS = HERE / "results" / "latest.json"
 PASSWORD = "bench-password"
 CYCLE = "ASCN-BENCH"
@@ -101,12 +103,6 @@ def content(city: str) -> dict:
             "focus_areas": ["civic_social", "quality_environment"],
             "projects": [{"title": "Village e-services", "focus_area": "civic_social", "priority": True},
                          {"title": "Clean rivers", "focus_area": "quality_environment"}]}
-
-
-def percentile(values: list[float], p: float) -> float:
-    """Nearest-rank percentile."""
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, math.ceil(p / 100 * len(ordered)) - 1))]
 
 
 def dist_ms(seconds: list[float]) -> dict:
@@ -593,27 +589,6 @@ class LoadGenProcess:
 # The orchestrator: services, world, phases, figures.
 # =====================================================================================================
 
-CLOCK_TICK = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float | None:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICK
-
-
-def children(pid: int) -> list[int]:
-    out = []
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        try:
-            out += [int(c) for c in (task / "children").read_text().split()]
-        except OSError:
-            pass
-    return out
-
-
 def machine_busy() -> tuple[float, float]:
     """(busy, total) CPU seconds of the whole machine since boot, from /proc/stat."""
     values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
@@ -723,13 +698,7 @@ class Gunicorn:
         return children(self.process.pid) if self.process else []
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(10)
+        stop_process_group(self.process)
 
 
 def build_world(svc) -> dict:
@@ -1148,14 +1117,6 @@ def memory_figures(gunicorn: Gunicorn, worker) -> dict:
             "celery_process_max": peak([*pool.values(), main_worker]), "celery_pool": pool,
             "celery_main": main_worker,
             "celery_total": round(sum(v.get("VmHWM", 0) for v in pool.values()) + main_worker.get("VmHWM", 0), 1)}
-
-
-def source_state() -> dict:
-    def git(*args):
-        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    changed = git("status", "--porcelain", "--", "scn_workflow", "migrations", "web.py", "worker.py").splitlines()
-    return {"head": git("rev-parse", "--short", "HEAD"), "uncommitted_changes_in_scn_workflow": len(changed),
-            "changed": changed}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -81,6 +81,7 @@ from tests.conftest import build_world, complete_draft  # noqa: E402
 from tests.integration.conftest import BIN, RedisServer, Worker, free_port, wait_for, worker_env  # noqa: E402
 
 from bench import noop_app  # noqa: E402
+from bench.support import children, cpu_seconds, percentile, source_state  # noqa: E402
 
 RESULTS = HERE / "results" / "workers.json"
 PG_ADMIN_URL = os.environ.get("SCN_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -195,12 +196,6 @@ def temporary_database():
 
 # --- figures --------------------------------------------------------------------------------
 
-def percentile(values: list[float], p: float) -> float:
-    """Nearest-rank percentile."""
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, math.ceil(p / 100 * len(ordered)) - 1))]
-
-
 def distribution_ms(seconds: list[float]) -> dict:
     if not seconds:
         return {"count": 0}
@@ -274,27 +269,6 @@ def unpublished_events(svc, world, count: int, tag: str) -> list[str]:
 
 # --- CPU accounting -------------------------------------------------------------------------
 
-CLOCK_TICK = os.sysconf("SC_CLK_TCK")
-
-
-def _cpu_seconds(pid: int) -> float | None:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICK  # utime + stime
-
-
-def _children(pid: int) -> list[int]:
-    out = []
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        try:
-            out += [int(c) for c in (task / "children").read_text().split()]
-        except OSError:
-            pass
-    return out
-
-
 def postgres_backends(database: str) -> list[int]:
     """The server processes serving `database` ("postgres: 15/main: user database host(port) state")."""
     pids, needle = [], f" {database} ".encode()
@@ -322,7 +296,7 @@ class CpuMeter:
     def _sample(self) -> dict[str, dict[int, float]]:
         out = {}
         for name, pids in self.groups.items():
-            out[name] = {pid: cpu for pid in set(pids()) if (cpu := _cpu_seconds(pid)) is not None}
+            out[name] = {pid: cpu for pid in set(pids()) if (cpu := cpu_seconds(pid)) is not None}
         return out
 
     def start(self) -> None:
@@ -342,7 +316,7 @@ def cpu_figures(cpu: dict[str, float], count: int, elapsed: float) -> dict:
 
 
 def meter_for(worker: "BenchWorker", redis_server: RedisServer, database: str | None) -> CpuMeter:
-    groups = {"worker pool processes": lambda: _children(worker.process.pid),
+    groups = {"worker pool processes": lambda: children(worker.process.pid),
               "worker main process (consumer)": lambda: [worker.process.pid],
               "redis-server": lambda: [redis_server.process.pid],
               "this process (SMTP sink, publisher)": lambda: [os.getpid()]}
@@ -694,14 +668,6 @@ def print_profile(prof: dict) -> None:
     print(f"   ({prof['note']})")
     for row in prof["per_task"]:
         print(f"     {row['ms_per_task']:8.3f} ms/task  {row['calls_per_task']:6} calls  {row['what']}")
-
-
-def source_state() -> dict:
-    """Which code was measured: HEAD and whether scn_workflow had uncommitted changes."""
-    def git(*args):
-        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    changed = git("status", "--porcelain", "--", "scn_workflow", "migrations", "worker.py").splitlines()
-    return {"head": git("rev-parse", "--short", "HEAD"), "uncommitted_changes_in_scn_workflow": len(changed)}
 
 
 # --- main -----------------------------------------------------------------------------------

@@ -6,8 +6,7 @@ from sqlalchemy import create_engine, event, exc, make_url
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import sessionmaker
 
-from scn_workflow.db.mapping import hold, start_mappers
-from scn_workflow.domain.model import Nomination
+from scn_workflow.db.mapping import start_mappers
 
 CONNECT_TIMEOUT_S = 5
 # A pooled connection idle for longer than this is pinged before use (see _ping_when_idle).
@@ -76,11 +75,4 @@ def _sqlite_begin(connection) -> None:
 
 def make_session_factory(engine: Engine) -> sessionmaker:
     start_mappers()
-    factory = sessionmaker(bind=engine, expire_on_commit=False)
-
-    @event.listens_for(factory, "transient_to_pending")
-    def _hold_new(session, instance) -> None:  # new nominations too (see mapping.hold)
-        if isinstance(instance, Nomination):
-            hold(session, instance)
-
-    return factory
+    return sessionmaker(bind=engine, expire_on_commit=False)

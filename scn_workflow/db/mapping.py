@@ -1,7 +1,7 @@
 """Classical mapping of the domain classes onto the tables (the domain never imports this)."""
 
 from sqlalchemy import event
-from sqlalchemy.orm import registry
+from sqlalchemy.orm import Session, registry
 
 from scn_workflow.db import tables as t
 from scn_workflow.domain.model import Cycle, LimitOverride, MemberState, Nomination, User
@@ -24,15 +24,21 @@ def start_mappers() -> None:
     mapper_registry.map_imperatively(Nomination, t.nominations, version_id_col=t.nominations.c.version,
                                      version_id_generator=False)
     event.listen(Nomination, "load", _init_pending_events)
+    event.listen(Session, "transient_to_pending", _hold_added)
     _mapped = True
 
 
 def _init_pending_events(nomination, context) -> None:
     nomination.events = []
-    hold(context.session, nomination)
+    _hold(context.session, nomination)
 
 
-def hold(session, nomination) -> None:
+def _hold_added(session, instance) -> None:
+    if isinstance(instance, Nomination):
+        _hold(session, instance)
+
+
+def _hold(session, nomination) -> None:
     """Keep a strong reference to `nomination` for the session's life. The session holds objects an
     autoflush made clean only weakly; one the caller no longer references would vanish from it with
     the events it recorded, before the unit of work commits them."""

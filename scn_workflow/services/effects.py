@@ -20,11 +20,6 @@ def record_effect(uow: UnitOfWork, event_id: str, effect: str, now, detail: str 
                                                     recorded_at=now, detail=detail))
 
 
-def effects_of(uow: UnitOfWork, event_id: str) -> set[str]:
-    """Every effect already recorded for the event, in one query."""
-    return set(uow.session.scalars(sa.select(t.effects.c.effect).where(t.effects.c.event_id == event_id)))
-
-
 def record_effects(uow: UnitOfWork, effects: list[tuple[str, str, str | None]], now) -> list[tuple[str, str]]:
     """Record (event id, effect, detail) rows unless already there; returns the keys this call recorded.
 
@@ -39,3 +34,13 @@ def record_effects(uow: UnitOfWork, effects: list[tuple[str, str, str | None]], 
     stmt = insert(t.effects).values(rows).on_conflict_do_nothing().returning(t.effects.c.event_id,
                                                                              t.effects.c.effect)
     return [tuple(row) for row in uow.session.execute(stmt)]
+
+
+def lock_effect(uow: UnitOfWork, event_id: str, effect: str) -> None:
+    """Hold a lock on (event, effect) for this transaction, so two workers never both perform it.
+
+    SQLite needs none: BEGIN IMMEDIATE already serialises writers.
+    """
+    if uow.dialect == "postgresql":
+        uow.session.execute(sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+                            {"key": f"{event_id}/{effect}"})

@@ -11,8 +11,7 @@ from scn_workflow.db import tables as t
 from scn_workflow.domain.errors import DomainError
 from scn_workflow.domain.model import SYSTEM, MemberState, Nomination
 from scn_workflow.services import Services, mailer, nominations
-from scn_workflow.services.effects import already_done, record_effect
-from scn_workflow.services.notifications import lock_effect
+from scn_workflow.services.effects import already_done, lock_effect, record_effect
 from scn_workflow.services.relay import mark_done
 from scn_workflow.services.webhooks import DeliveryFailed, _json, post
 

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import binascii
 import email.header
-import email.policy
 import smtplib
 from types import SimpleNamespace
-from email.message import EmailMessage
 from email.utils import formatdate
 
 import jinja2
@@ -117,12 +115,6 @@ def compose(settings, event, nomination, to_name: str, to_address: str, date: st
     return body.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
 
 
-def render(svc: Services, event, nomination, to_name: str, to_address: str) -> EmailMessage:
-    """The same mail as a parsed message (for the CLI, tests and anyone who wants to read one)."""
-    return email.message_from_bytes(compose(svc.settings, event, nomination, to_name, to_address,
-                                            formatdate(localtime=False)), policy=email.policy.default)
-
-
 def notify(svc: Services, event_id: str) -> int:
     """Send the mails of one event, each recipient once however often this runs. Returns mails sent."""
     sent, failed = notify_many(svc, [event_id])
@@ -230,13 +222,3 @@ def _forget(svc: Services, event_id: str, effect: str) -> None:
         uow.session.execute(sa.delete(t.effects).where(t.effects.c.event_id == event_id,
                                                        t.effects.c.effect == effect))
         uow.commit()
-
-
-def lock_effect(uow: UnitOfWork, event_id: str, effect: str) -> None:
-    """Hold a lock on (event, effect) for this transaction, so two workers never both perform it.
-
-    SQLite needs none: BEGIN IMMEDIATE already serialises writers.
-    """
-    if uow.dialect == "postgresql":
-        uow.session.execute(sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
-                            {"key": f"{event_id}/{effect}"})

@@ -15,8 +15,7 @@ from scn_workflow.db import tables as t
 from scn_workflow.domain.errors import Forbidden, InvalidInput, NotFound, Violation
 from scn_workflow.domain.model import Actor, Role
 from scn_workflow.services import Services
-from scn_workflow.services.effects import already_done, record_effect
-from scn_workflow.services.notifications import lock_effect
+from scn_workflow.services.effects import already_done, lock_effect, record_effect
 from scn_workflow.services.relay import mark_done
 
 EVENT_NAMES = ("nomination.created", "nomination.updated", "nomination.submitted", "nomination.returned",

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -23,6 +22,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from tests.e2e.support import ROOT, SCN, Server, chromium_missing, free_port, launch, scn, scn_env, sign_in
+from tests.processes import stop_process_group
 
 OUT = ROOT / "docs" / "screenshots"
 VIEWPORT = {"width": 1280, "height": 900}
@@ -100,13 +100,7 @@ class _Process:
                 raise RuntimeError(f"{args[0]} exited:\n{log_path.read_text(errors='replace')[-3000:]}")
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(10)
+        stop_process_group(self.process)
 
 
 def _redis(tmp: Path) -> tuple[_Process, str]:

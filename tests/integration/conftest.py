@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import need
+from tests.processes import stop_process_group
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -197,12 +198,7 @@ class Worker:
             self.process.wait(10)
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        stop_process_group(self.process)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")

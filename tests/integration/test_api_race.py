@@ -9,7 +9,6 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import signal
 import subprocess
 import threading
 from datetime import timedelta
@@ -21,6 +20,7 @@ from scn_workflow.db import tables as t
 from scn_workflow.services import utcnow
 from tests.conftest import PASSWORD, build_world, complete_draft, make_services
 from tests.integration.conftest import BIN, ROOT, free_port, wait_for
+from tests.processes import stop_process_group
 
 ROUNDS = 6
 EVENTS = {"submit": "nomination.submitted", "withdraw": "nomination.withdrawn"}
@@ -75,13 +75,7 @@ class Server:
         return [line.split()[0].strip("<>") for line in lines if line.split()[1:3] == [method, path]]
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(10)
+        stop_process_group(self.process)
 
 
 @pytest.fixture
