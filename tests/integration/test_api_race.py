@@ -22,7 +22,9 @@ from tests.conftest import PASSWORD, build_world, complete_draft, make_services
 from tests.integration.conftest import BIN, ROOT, free_port, wait_for
 from tests.processes import stop_process_group
 
-ROUNDS = 6
+# Rounds of a race: enough that in some of them the two requests land on the two gunicorn processes
+# (6 rounds left all of them on one process in one CI run of about eight).
+ROUNDS = 12
 EVENTS = {"submit": "nomination.submitted", "withdraw": "nomination.withdrawn"}
 
 
