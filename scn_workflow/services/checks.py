@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict
 
 import sqlalchemy as sa
@@ -11,33 +12,59 @@ from scn_workflow.db.uow import UnitOfWork
 from scn_workflow.domain import checks as domain_checks
 from scn_workflow.domain.model import ACTIVE_STATES, Nomination
 from scn_workflow.services import Services
-from scn_workflow.services.effects import record_effect
 from scn_workflow.services.relay import mark_done_many
 
+SEPARATOR = "\n"  # between the references and cycle codes a facts column aggregates (neither holds one)
 
-def _facts(uow: UnitOfWork, nomination: Nomination) -> domain_checks.CheckFacts:
-    s, n, c, o, a = uow.session, t.nominations.c, t.cycles.c, t.limit_overrides.c, t.attachments.c
-    # The cycle's limit and rule, the state's override, the active count and the action plan in one query.
-    active = sa.select(sa.func.count()).select_from(t.nominations).where(
-        n.cycle == nomination.cycle, n.member_state == nomination.member_state,
-        n.state.in_(ACTIVE_STATES), n.id != nomination.id).scalar_subquery()
-    override = sa.select(o.limit).where(o.cycle_code == nomination.cycle,
-                                        o.member_state == nomination.member_state).scalar_subquery()
-    has_plan = sa.exists().where(a.nomination_id == nomination.id, a.kind == "action_plan")
-    cycle = s.execute(sa.select(c.limit_per_state, c.requires_action_plan, override.label("override"),
-                                active.label("active"), has_plan.label("has_plan"))
-                      .where(c.code == nomination.cycle)).one()
-    city = sa.func.lower(n.city_name) == nomination.city_name.lower()
-    same = s.scalars(sa.select(n.reference).where(
-        city, n.cycle == nomination.cycle, n.id != nomination.id,
-        n.state.in_(ACTIVE_STATES)).order_by(n.reference)).all()
-    earlier = s.scalars(sa.select(n.cycle).where(
-        city, n.cycle != nomination.cycle, n.state.in_(("accepted", "handed_over")))
-        .distinct().order_by(n.cycle)).all()
+
+@functools.cache
+def _events() -> sa.Select:
+    """Each event, whether its checks ran, and its nomination's latest submission: one statement for a
+    batch, built once (an expanding parameter takes any number of ids)."""
+    e, later, f = t.events.c, t.events.alias("later"), t.effects.c
+    done = sa.exists().where(f.event_id == e.event_id, f.effect == "checks")
+    latest = sa.select(later.c.event_id).where(
+        later.c.nomination_id == e.nomination_id, later.c.name == "nomination.submitted") \
+        .order_by(later.c.seq.desc()).limit(1).scalar_subquery()
+    return sa.select(e.event_id, e.nomination_id, e.name, done.label("done"), latest.label("latest")) \
+        .where(e.event_id.in_(sa.bindparam("event_ids", expanding=True)))
+
+
+@functools.cache
+def _nominations_with_facts() -> sa.Select:
+    """The nominations of a batch, each with every fact its checks need: the cycle's limit and rule,
+    the member state's override, the other active nominations of the member state in the cycle,
+    whether an action plan is attached, the other live nominations of the city in the cycle, and the
+    cycles in which the city was accepted. One statement, built once."""
+    n, c, o, a = t.nominations.c, t.cycles.c, t.limit_overrides.c, t.attachments.c
+    others = t.nominations.alias("other")
+    other = others.c
+    same_city = sa.func.lower(other.city_name) == sa.func.lower(n.city_name)
+    active = sa.select(sa.func.count()).select_from(others).where(
+        other.cycle == n.cycle, other.member_state == n.member_state, other.state.in_(ACTIVE_STATES),
+        other.id != n.id).scalar_subquery()
+    override = sa.select(o.limit).where(o.cycle_code == n.cycle, o.member_state == n.member_state).scalar_subquery()
+    has_plan = sa.exists().where(a.nomination_id == n.id, a.kind == "action_plan")
+    same = sa.select(sa.func.aggregate_strings(other.reference, SEPARATOR)).where(
+        same_city, other.cycle == n.cycle, other.id != n.id, other.state.in_(ACTIVE_STATES)).scalar_subquery()
+    earlier = sa.select(sa.func.aggregate_strings(other.cycle, SEPARATOR)).where(
+        same_city, other.cycle != n.cycle, other.state.in_(("accepted", "handed_over"))).scalar_subquery()
+    return sa.select(Nomination, c.limit_per_state, c.requires_action_plan, override.label("override"),
+                     active.label("active"), has_plan.label("has_plan"), same.label("same"),
+                     earlier.label("earlier")) \
+        .join(t.cycles, c.code == n.cycle).where(n.id.in_(sa.bindparam("nomination_ids", expanding=True)))
+
+
+def _split(aggregated: str | None, *, distinct: bool = False) -> list[str]:
+    items = aggregated.split(SEPARATOR) if aggregated else []
+    return sorted(set(items)) if distinct else sorted(items)
+
+
+def _facts(row) -> domain_checks.CheckFacts:
     return domain_checks.CheckFacts(
-        active_in_cycle=cycle.active, limit=cycle.override if cycle.override is not None else cycle.limit_per_state,
-        same_city_in_cycle=list(same), accepted_earlier=list(earlier),
-        requires_action_plan=bool(cycle.requires_action_plan), has_action_plan=bool(cycle.has_plan))
+        active_in_cycle=row.active, limit=row.override if row.override is not None else row.limit_per_state,
+        same_city_in_cycle=_split(row.same), accepted_earlier=_split(row.earlier, distinct=True),
+        requires_action_plan=bool(row.requires_action_plan), has_action_plan=bool(row.has_plan))
 
 
 def run_checks(svc: Services, event_id: str) -> str:
@@ -52,12 +79,13 @@ def run_checks(svc: Services, event_id: str) -> str:
 def run_checks_many(svc: Services, event_ids: list[str]) -> dict[str, str]:
     """Run the checks of several submissions in one transaction (a relay batch), which records
     their checks, their `checks.completed` events and the checks queue's done marks together.
-    Returns what happened to each; anything raised rolls back all of them."""
-    outcomes: dict[str, str] = {}
+    The statements are the same for one event or fifty: the events, the nominations with their
+    facts, the checks, the effects, the done marks. Returns what happened to each; anything raised
+    (a concurrent run of the same checks, say) rolls back all of them."""
+    event_ids = list(dict.fromkeys(event_ids))
     with svc.uow() as uow:
         now = svc.clock()
-        for event_id in dict.fromkeys(event_ids):
-            outcomes[event_id] = _check(uow, event_id, now)
+        outcomes = _check_all(uow, event_ids, now)
         ran = [e for e, outcome in outcomes.items() if outcome not in ("already done", "not a submission")]
         if ran:
             mark_done_many(uow, ran, "checks", now)  # the checks queue's work for these events ends here
@@ -65,28 +93,41 @@ def run_checks_many(svc: Services, event_ids: list[str]) -> dict[str, str]:
     return outcomes
 
 
-def _check(uow: UnitOfWork, event_id: str, now) -> str:
-    e, later = t.events.c, t.events.alias("later")
-    # The event, whether its checks ran, and the nomination's latest submission, in one query.
-    done = sa.exists().where(t.effects.c.event_id == event_id, t.effects.c.effect == "checks")
-    latest = sa.select(later.c.event_id).where(
-        later.c.nomination_id == e.nomination_id, later.c.name == "nomination.submitted") \
-        .order_by(later.c.seq.desc()).limit(1).scalar_subquery()
-    event = uow.session.execute(sa.select(e.nomination_id, e.name, done.label("done"), latest.label("latest"))
-                                .where(e.event_id == event_id)).one_or_none()
-    if event is not None and event.done:
-        return "already done"
-    if event is None or event.name != "nomination.submitted":
-        return "not a submission"
-    nomination = uow.session.get(Nomination, event.nomination_id)
-    if nomination.state != "submitted" or event.latest != event_id or nomination.checks_outcome != "pending":
-        record_effect(uow, event_id, "checks", now, "skipped: the submission is no longer current")
-        return "skipped"
-    results = domain_checks.run(nomination, _facts(uow, nomination))
-    uow.session.execute(sa.insert(t.checks), [
-        {"nomination_id": nomination.id, "event_id": event_id, "name": r.name, "outcome": r.outcome,
-         "blocking": r.blocking, "message": r.message, "ran_at": now} for r in results])
-    outcome = domain_checks.outcome(results)
-    nomination.complete_checks(outcome, [asdict(r) for r in results], now)
-    record_effect(uow, event_id, "checks", now, outcome)
-    return outcome
+def _check_all(uow: UnitOfWork, event_ids: list[str], now) -> dict[str, str]:
+    events = {row.event_id: row for row in uow.session.execute(_events(), {"event_ids": event_ids})}
+    outcomes: dict[str, str] = {}
+    for event_id in event_ids:
+        event = events.get(event_id)
+        if event is not None and event.done:
+            outcomes[event_id] = "already done"
+        elif event is None or event.name != "nomination.submitted":
+            outcomes[event_id] = "not a submission"
+    due = [events[e] for e in event_ids if e not in outcomes]
+    if not due:
+        return outcomes
+    loaded = {row.Nomination.id: row for row in uow.session.execute(
+        _nominations_with_facts(), {"nomination_ids": sorted({e.nomination_id for e in due})})}
+    checks, effects = [], []
+    for event in due:
+        row = loaded[event.nomination_id]
+        nomination: Nomination = row.Nomination
+        if nomination.state != "submitted" or event.latest != event.event_id or nomination.checks_outcome != "pending":
+            # Includes a second submission event of the same nomination in this batch: the first
+            # one checked has already moved checks_outcome on.
+            outcomes[event.event_id] = "skipped"
+            effects.append((event.event_id, "skipped: the submission is no longer current"))
+            continue
+        results = domain_checks.run(nomination, _facts(row))
+        checks.extend({"nomination_id": nomination.id, "event_id": event.event_id, "name": r.name,
+                       "outcome": r.outcome, "blocking": r.blocking, "message": r.message, "ran_at": now}
+                      for r in results)
+        outcome = outcomes[event.event_id] = domain_checks.outcome(results)
+        nomination.complete_checks(outcome, [asdict(r) for r in results], now)
+        effects.append((event.event_id, outcome))
+    if checks:
+        uow.session.execute(sa.insert(t.checks), checks)
+    # A plain INSERT: a concurrent run of the same checks fails here, and its transaction rolls back.
+    uow.session.execute(sa.insert(t.effects), [
+        {"event_id": event_id, "effect": "checks", "recorded_at": now, "detail": detail}
+        for event_id, detail in sorted(effects)])
+    return outcomes

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -20,20 +22,24 @@ def record_effect(uow: UnitOfWork, event_id: str, effect: str, now, detail: str 
                                                     recorded_at=now, detail=detail))
 
 
+@functools.cache
+def _insert_effects(dialect: str):
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return insert(t.effects).on_conflict_do_nothing().returning(t.effects.c.event_id, t.effects.c.effect)
+
+
 def record_effects(uow: UnitOfWork, effects: list[tuple[str, str, str | None]], now) -> list[tuple[str, str]]:
     """Record (event id, effect, detail) rows unless already there; returns the keys this call recorded.
 
     A row another transaction is recording waits for it, then counts as not recorded here.
-    Sorted, so two workers recording overlapping sets take their locks in the same order.
+    Sorted, so two workers recording overlapping sets take their locks in the same order. One
+    statement built once for any number of rows (SQLAlchemy sends them as one multi-row INSERT).
     """
     if not effects:
         return []
-    insert = postgresql.insert if uow.dialect == "postgresql" else sqlite.insert
     rows = [{"event_id": e, "effect": effect, "recorded_at": now, "detail": detail}
             for e, effect, detail in sorted(effects)]
-    stmt = insert(t.effects).values(rows).on_conflict_do_nothing().returning(t.effects.c.event_id,
-                                                                             t.effects.c.effect)
-    return [tuple(row) for row in uow.session.execute(stmt)]
+    return [tuple(row) for row in uow.session.execute(_insert_effects(uow.dialect), rows)]
 
 
 def lock_effect(uow: UnitOfWork, event_id: str, effect: str) -> None:

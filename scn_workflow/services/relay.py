@@ -11,6 +11,7 @@ the broker's own redelivery; a row re-published and still not done waits longer 
 
 from __future__ import annotations
 
+import functools
 import logging
 from datetime import timedelta
 from typing import Callable, Iterable
@@ -57,14 +58,19 @@ def _subscribed_events(uow: UnitOfWork) -> set[str]:
     return wanted
 
 
+@functools.cache
+def _done_marks() -> sa.Select:
+    f = t.effects.c
+    return sa.select(f.event_id, f.effect).where(f.event_id.in_(sa.bindparam("event_ids", expanding=True)),
+                                                 f.effect.like("done:%"))
+
+
 def _done(uow: UnitOfWork, event_ids: Iterable[str]) -> dict[str, set[str]]:
     done: dict[str, set[str]] = {}
     event_ids = list(event_ids)
     if not event_ids:
         return done
-    rows = uow.session.execute(sa.select(t.effects.c.event_id, t.effects.c.effect).where(
-        t.effects.c.event_id.in_(list(event_ids)), t.effects.c.effect.like("done:%")))
-    for event_id, effect in rows:
+    for event_id, effect in uow.session.execute(_done_marks(), {"event_ids": event_ids}):
         done.setdefault(event_id, set()).add(effect.removeprefix("done:"))
     return done
 
@@ -169,19 +175,29 @@ def mark_done(uow: UnitOfWork, event_id: str, queue: str, now) -> None:
     mark_done_many(uow, [event_id], queue, now)
 
 
+@functools.cache
+def _rows_to_mark(lock: bool) -> sa.Select:
+    o = t.outbox.c
+    stmt = sa.select(o.id, o.queues, o.event_name).where(o.id.in_(sa.bindparam("ids", expanding=True))).order_by(o.id)
+    # Two queues finishing the same event at once: the second waits and sees the first's mark,
+    # so one of them closes the event. In id order, so two batches never wait on each other.
+    return stmt.with_for_update() if lock else stmt
+
+
+@functools.cache
+def _complete() -> sa.Update:
+    o = t.outbox.c
+    return sa.update(t.outbox).where(o.id.in_(sa.bindparam("ids", expanding=True))).values(
+        completed_at=sa.bindparam("now", type_=o.completed_at.type))
+
+
 def mark_done_many(uow: UnitOfWork, event_ids: Iterable[str], queue: str, now) -> None:
     """Record, in the caller's transaction, that `queue` finished its work for each event, and
-    complete the outbox rows whose every queue is now done."""
+    complete the outbox rows whose every queue is now done. (The statements are built once.)"""
     event_ids = sorted(set(event_ids))
     if not event_ids:
         return
-    o = t.outbox.c
-    stmt = sa.select(o.id, o.queues, o.event_name).where(o.id.in_(event_ids)).order_by(o.id)
-    if uow.dialect == "postgresql":
-        # Two queues finishing the same event at once: the second waits and sees the first's mark,
-        # so one of them closes the event. In id order, so two batches never wait on each other.
-        stmt = stmt.with_for_update()
-    rows = uow.session.execute(stmt).all()
+    rows = uow.session.execute(_rows_to_mark(uow.dialect == "postgresql"), {"ids": event_ids}).all()
     record_effects(uow, [(event_id, f"done:{queue}", None) for event_id in event_ids], now)
     if not rows:
         return
@@ -192,7 +208,7 @@ def mark_done_many(uow: UnitOfWork, event_ids: Iterable[str], queue: str, now) -
                 if set(row.queues if row.queues is not None else queues_for(row.event_name, row.event_name in subscribed))
                 <= done.get(row.id, set()) | {queue}]
     if complete:
-        uow.session.execute(sa.update(t.outbox).where(o.id.in_(complete)).values(completed_at=now))
+        uow.session.execute(_complete(), {"ids": complete, "now": now})
 
 
 IN_FLIGHT_WINDOW_S = 10.0
