@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import binascii
+import functools
 import email.header
 import smtplib
 from types import SimpleNamespace
@@ -33,10 +34,14 @@ _templates = jinja2.Environment(loader=jinja2.PackageLoader("scn_workflow", "tem
                                 autoescape=jinja2.select_autoescape(["html"]), undefined=jinja2.StrictUndefined)
 
 
-def _active_users(uow: UnitOfWork) -> list:
+@functools.cache
+def _active_users_statement() -> sa.Select:
     u = t.users.c
-    return list(uow.session.execute(sa.select(u.username, u.email, u.role, u.member_state)
-                                    .where(u.active.is_(True)).order_by(u.username)))
+    return sa.select(u.username, u.email, u.role, u.member_state).where(u.active.is_(True)).order_by(u.username)
+
+
+def _active_users(uow: UnitOfWork) -> list:
+    return list(uow.session.execute(_active_users_statement()))
 
 
 def _agency(uow: UnitOfWork, member_state: str):
@@ -115,6 +120,21 @@ def compose(settings, event, nomination, to_name: str, to_address: str, date: st
     return body.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
 
 
+EFFECTS_SEPARATOR = "\n"  # no effect name holds one
+
+
+@functools.cache
+def _events_to_mail() -> sa.Select:
+    """Each event with what the mail says of its nomination and the effects already recorded for it
+    (the mails sent, the done mark), for any number of events: one statement, built once."""
+    n, e, f = t.nominations.c, t.events.c, t.effects.c
+    effects = sa.select(sa.func.aggregate_strings(f.effect, EFFECTS_SEPARATOR)).where(
+        f.event_id == e.event_id).scalar_subquery()
+    return sa.select(t.events, n.reference, n.city_name, n.member_state, n.state.label("nomination_state"),
+                     n.cycle.label("nomination_cycle"), effects.label("effects")) \
+        .join(t.nominations, n.id == e.nomination_id).where(e.event_id.in_(sa.bindparam("event_ids", expanding=True)))
+
+
 def notify(svc: Services, event_id: str) -> int:
     """Send the mails of one event, each recipient once however often this runs. Returns mails sent."""
     sent, failed = notify_many(svc, [event_id])
@@ -136,22 +156,18 @@ def notify_many(svc: Services, event_ids: list[str]) -> tuple[int, dict[str, Exc
     event_ids = list(dict.fromkeys(event_ids))
     with svc.uow(read_only=True) as uow:
         done: dict[str, set[str]] = {}
-        for event_id, effect in uow.session.execute(sa.select(t.effects.c.event_id, t.effects.c.effect)
-                                                    .where(t.effects.c.event_id.in_(event_ids))):
-            done.setdefault(event_id, set()).add(effect)
-        todo = [e for e in event_ids if "done:notifications" not in done.get(e, ())]
-        if not todo:
-            return 0, {}
-        n = t.nominations.c
         events, nominations = {}, {}
-        for row in uow.session.execute(  # each event with what the mail says of its nomination
-                sa.select(t.events, n.reference, n.city_name, n.member_state, n.state.label("nomination_state"),
-                          n.cycle.label("nomination_cycle"))
-                .join(t.nominations, n.id == t.events.c.nomination_id).where(t.events.c.event_id.in_(todo))):
+        for row in uow.session.execute(_events_to_mail(), {"event_ids": event_ids}):
+            done[row.event_id] = set(row.effects.split(EFFECTS_SEPARATOR)) if row.effects else set()
+            if "done:notifications" in done[row.event_id]:
+                continue
             events[row.event_id] = row
             nominations[row.nomination_id] = SimpleNamespace(
                 id=row.nomination_id, reference=row.reference, city_name=row.city_name,
                 member_state=row.member_state, state=row.nomination_state, cycle=row.nomination_cycle)
+        todo = [e for e in event_ids if "done:notifications" not in done.get(e, ())]
+        if not todo:
+            return 0, {}
         users = _active_users(uow)
         agencies = {code: _agency(uow, code) for code in {nominations[e.nomination_id].member_state
                                                           for e in events.values()
