@@ -12,6 +12,7 @@ the broker's own redelivery; a row re-published and still not done waits longer 
 from __future__ import annotations
 
 import functools
+import json
 import logging
 from datetime import timedelta
 from typing import Callable, Iterable
@@ -51,11 +52,31 @@ def queues_for(event_name: str, subscribed: bool) -> list[str]:
     return queues
 
 
-def _subscribed_events(uow: UnitOfWork) -> set[str]:
+def _subscriptions():
+    """The event names of every active webhook, as one column: JSON lists, one to a line. A scalar
+    subquery, so the statement that reads outbox rows brings them along instead of a query of its own."""
+    w = t.webhooks.c
+    return sa.select(sa.func.aggregate_strings(sa.cast(w.events, sa.Text), "\n")).where(
+        w.active.is_(True)).scalar_subquery()
+
+
+def _subscribed(aggregated: str | None) -> set[str]:
     wanted = set()
-    for events in uow.session.scalars(sa.select(t.webhooks.c.events).where(t.webhooks.c.active.is_(True))):
-        wanted.update(events or [])
+    for events in (aggregated or "").split("\n"):
+        if events:
+            wanted.update(json.loads(events) or [])
     return wanted
+
+
+@functools.cache
+def _committed_rows(lock: bool) -> sa.Select:
+    """The rows a commit just wrote, if no one published them yet, with the subscriptions; built once."""
+    o = t.outbox.c
+    stmt = sa.select(o.id, o.event_name, o.queues, o.published_at, o.publish_count, o.correlation_id,
+                     _subscriptions().label("subscribed")) \
+        .where(o.id.in_(sa.bindparam("ids", expanding=True)), o.published_at.is_(None)) \
+        .order_by(o.created_at).limit(sa.bindparam("limit"))
+    return stmt.with_for_update(skip_locked=True) if lock else stmt
 
 
 @functools.cache
@@ -101,19 +122,21 @@ def publish(svc: Services, publisher: Publisher, outbox_ids: list[str] | None = 
     now = svc.clock()
     with svc.uow() as uow:
         o = t.outbox.c
-        stmt = sa.select(o.id, o.event_name, o.queues, o.published_at, o.publish_count, o.correlation_id) \
-            .order_by(o.created_at).limit(limit)
-        if outbox_ids is not None:
-            stmt = stmt.where(o.id.in_(outbox_ids), o.published_at.is_(None))
+        if outbox_ids is not None:  # after a commit: the usual case, one statement built once
+            rows = uow.session.execute(_committed_rows(uow.dialect == "postgresql"),
+                                       {"ids": list(outbox_ids), "limit": limit}).all()
         else:
             due = sa.and_(o.completed_at.is_(None), o.published_at < _republish_before(now, svc.settings))
-            stmt = stmt.where(due if stale_only else sa.or_(o.published_at.is_(None), due))
-        if uow.dialect == "postgresql":
-            stmt = stmt.with_for_update(skip_locked=True)
-        rows = uow.session.execute(stmt).all()
+            stmt = sa.select(o.id, o.event_name, o.queues, o.published_at, o.publish_count, o.correlation_id,
+                             _subscriptions().label("subscribed")) \
+                .where(due if stale_only else sa.or_(o.published_at.is_(None), due)) \
+                .order_by(o.created_at).limit(limit)
+            if uow.dialect == "postgresql":
+                stmt = stmt.with_for_update(skip_locked=True)
+            rows = uow.session.execute(stmt).all()
         if not rows:
             return 0
-        subscribed = _subscribed_events(uow) if any(r.queues is None for r in rows) else set()
+        subscribed = _subscribed(rows[0].subscribed)
         # A row never published has no reactions recorded yet (the relay after a commit sees only
         # those): no query for them. Were one recorded by hand, its handler would skip it anyway.
         done = _done(uow, [r.id for r in rows if r.publish_count])
@@ -178,7 +201,8 @@ def mark_done(uow: UnitOfWork, event_id: str, queue: str, now) -> None:
 @functools.cache
 def _rows_to_mark(lock: bool) -> sa.Select:
     o = t.outbox.c
-    stmt = sa.select(o.id, o.queues, o.event_name).where(o.id.in_(sa.bindparam("ids", expanding=True))).order_by(o.id)
+    stmt = sa.select(o.id, o.queues, o.event_name, _subscriptions().label("subscribed")) \
+        .where(o.id.in_(sa.bindparam("ids", expanding=True))).order_by(o.id)
     # Two queues finishing the same event at once: the second waits and sees the first's mark,
     # so one of them closes the event. In id order, so two batches never wait on each other.
     return stmt.with_for_update() if lock else stmt
@@ -202,7 +226,7 @@ def mark_done_many(uow: UnitOfWork, event_ids: Iterable[str], queue: str, now) -
     if not rows:
         return
     # The relay may not have committed its bookkeeping yet: derive the queues the same way.
-    subscribed = _subscribed_events(uow) if any(row.queues is None for row in rows) else set()
+    subscribed = _subscribed(rows[0].subscribed)
     done = _done(uow, [row.id for row in rows])
     complete = [row.id for row in rows
                 if set(row.queues if row.queues is not None else queues_for(row.event_name, row.event_name in subscribed))

@@ -23,6 +23,7 @@ BATCH = 500
 LINGER_S = 0.025
 IN_FLIGHT_PER_LINGER = 50
 MAX_LINGER_S = 0.25
+IN_FLIGHT_READ_EVERY_S = 1.0
 
 
 class BackgroundRelay:
@@ -33,6 +34,7 @@ class BackgroundRelay:
         self._pid = None
         self._lock = threading.Lock()
         self._pending = 0  # ids queued but not yet handled
+        self._in_flight, self._in_flight_read_at = 0, float("-inf")  # relay.in_flight, as last read
         atexit.register(self.flush)  # a short-lived process (a CLI command) publishes before it exits
 
     def __call__(self, outbox_ids: list[str]) -> None:
@@ -73,11 +75,14 @@ class BackgroundRelay:
                     self._pending -= len(batch)
 
     def _linger(self) -> float:
-        try:
-            in_flight = relay.in_flight(self.svc)
-        except Exception:  # noqa: BLE001 - the database is away: publishing will fail too, and the sweep follows
-            return LINGER_S
-        return min(MAX_LINGER_S, LINGER_S * max(1.0, in_flight / IN_FLIGHT_PER_LINGER))
+        now = time.monotonic()
+        if now - self._in_flight_read_at >= IN_FLIGHT_READ_EVERY_S:  # a query a second, not one a batch
+            try:
+                self._in_flight = relay.in_flight(self.svc)
+            except Exception:  # noqa: BLE001 - the database is away: publishing will fail too, and the sweep follows
+                self._in_flight = 0
+            self._in_flight_read_at = now
+        return min(MAX_LINGER_S, LINGER_S * max(1.0, self._in_flight / IN_FLIGHT_PER_LINGER))
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until everything queued so far was handled (for short-lived processes and tests)."""
