@@ -51,6 +51,8 @@ def celery_init_app(app: Flask) -> Celery:
             "reminders": {"task": "scn.ops.remind", "schedule": 900.0},
         },
     )
+    if (settings.broker_url or "").startswith("redis://"):
+        celery.conf.broker_transport = "scn_workflow.workers.transport:Transport"
     celery.conf.flask_app_ref = app
     celery.set_default()
     app.extensions["celery"] = celery
