@@ -92,7 +92,7 @@ ASSESSMENT = {"scores": {"civic_social": 4, "quality_environment": 3}, "recommen
               "summary": "Benchmark assessment."}
 TARGETS = {"transitions_per_s": 1100, "commit_to_mail_p99_ms": 200, "list_p95_ms": 30, "web_mb": 150,
            "worker_mb": 200}
-SPY_RATE = 100
+SPY_RATE = int(os.environ.get("SCN_BENCH_SPY_RATE", "100"))
 PHASES = ("healthz", "web", "delivered", "lifecycles", "latency", "profile", "list")
 KEEP_PROFILES: Path | None = None
 

@@ -85,10 +85,14 @@ def run_checks_many(svc: Services, event_ids: list[str]) -> dict[str, str]:
     event_ids = list(dict.fromkeys(event_ids))
     with svc.uow() as uow:
         now = svc.clock()
-        outcomes = _check_all(uow, event_ids, now)
-        ran = [e for e, outcome in outcomes.items() if outcome not in ("already done", "not a submission")]
+        # No autoflush: the nominations' changes stay pending until the commit, which writes a lone
+        # one with its event and outbox row in one statement (an autoflush would write it alone first).
+        with uow.session.no_autoflush:
+            outcomes = _check_all(uow, event_ids, now)
+            ran = [e for e, outcome in outcomes.items() if outcome not in ("already done", "not a submission")]
+            if ran:
+                mark_done_many(uow, ran, "checks", now)  # the checks queue's work for these events ends here
         if ran:
-            mark_done_many(uow, ran, "checks", now)  # the checks queue's work for these events ends here
             uow.commit()
     return outcomes
 
