@@ -79,4 +79,22 @@ def publisher(celery: Celery):
                          kwargsrepr="{}",
                          headers={"scn_correlation_id": correlation_id, "published_at": time.time()})
 
+    publish.waiting = _waiting_messages(celery.conf.broker_url or "")
     return publish
+
+
+def _waiting_messages(broker_url: str):
+    """How many messages wait in the queues, not yet taken by a worker: one Redis round trip (the
+    LLEN of each queue). None for other brokers (the relay then goes by the outbox instead)."""
+    if not broker_url.startswith("redis://"):
+        return None
+    import redis
+    client = redis.Redis.from_url(broker_url, socket_timeout=2, socket_connect_timeout=2)
+
+    def waiting(queues) -> int:
+        with client.pipeline(transaction=False) as pipe:
+            for queue in queues:
+                pipe.llen(queue)
+            return sum(pipe.execute())
+
+    return waiting

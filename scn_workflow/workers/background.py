@@ -14,13 +14,17 @@ from scn_workflow.services import Services, relay
 
 log = logging.getLogger(__name__)
 BATCH = 500
-# How long the relay waits for more commits before it publishes: LINGER_S while the workers keep up,
-# longer while events published lately wait for them (relay.in_flight: LINGER_S more for every
-# IN_FLIGHT_PER_LINGER, up to MAX_LINGER_S), so that a backlog is sent in fewer, larger messages,
-# which the workers handle at a lower cost per event, and drains. bench/lifecycle.py (2 CPUs, 32 clients) with a fixed wait:
-# 10 ms gave 54 delivered transitions/s, 25 ms 94/s, 50 ms 114/s (commit-to-mail p99 at half that rate
-# 44-58 ms, 143-158 ms and 263 ms).
-LINGER_S = 0.025
+# How long the relay waits for more commits before it publishes. LINGER_S gathers the commits of
+# requests running at the same moment into one message. Then, while earlier messages still wait in
+# the broker for a worker (Redis: the publisher's `waiting`), the relay goes on gathering, checking
+# every HOLD_POLL_S, up to MAX_LINGER_S in all: a message published now would only queue behind
+# them, and one larger message later costs the workers less per event than several small ones. So
+# the batches grow with the load by themselves and a backlog drains, while an idle service still
+# publishes after LINGER_S. Without a `waiting` (RabbitMQ), the wait grows with the events published
+# lately and not yet complete instead (relay.in_flight: LINGER_S more for every IN_FLIGHT_PER_LINGER,
+# read at most every IN_FLIGHT_READ_EVERY_S). docs/performance.md has the measurements.
+LINGER_S = 0.01
+HOLD_POLL_S = 0.01
 IN_FLIGHT_PER_LINGER = 50
 MAX_LINGER_S = 0.25
 IN_FLIGHT_READ_EVERY_S = 1.0
@@ -60,12 +64,19 @@ class BackgroundRelay:
             batch = [self._ids.get()]
             # Linger a moment for the commits of other requests: one message then carries a
             # burst of events, and the worker handles them in one task.
-            deadline = time.monotonic() + self._linger()
+            started = time.monotonic()
+            deadline = started + self._linger()
             while len(batch) < BATCH:
-                try:
-                    batch.append(self._ids.get(timeout=max(0.0, deadline - time.monotonic())))
-                except queue.Empty:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    if time.monotonic() - started + HOLD_POLL_S <= MAX_LINGER_S and self._messages_wait():
+                        deadline = time.monotonic() + HOLD_POLL_S
+                        continue
                     break
+                try:
+                    batch.append(self._ids.get(timeout=remaining))
+                except queue.Empty:
+                    pass
             try:
                 relay.publish(self.svc, self.publisher, batch)
             except Exception:  # noqa: BLE001 - the rows stay in the outbox; the sweep publishes them
@@ -74,7 +85,19 @@ class BackgroundRelay:
                 with self._lock:
                     self._pending -= len(batch)
 
+    def _messages_wait(self) -> bool:
+        """Whether messages published earlier still wait in the broker for a worker."""
+        waiting = getattr(self.publisher, "waiting", None)
+        if waiting is None:
+            return False
+        try:
+            return waiting(relay.QUEUES) > 0
+        except Exception:  # noqa: BLE001 - the broker is away: publish now, and the failure is recorded
+            return False
+
     def _linger(self) -> float:
+        if getattr(self.publisher, "waiting", None) is not None:
+            return LINGER_S  # the broker says when to wait longer (_messages_wait)
         now = time.monotonic()
         if now - self._in_flight_read_at >= IN_FLIGHT_READ_EVERY_S:  # a query a second, not one a batch
             try:

@@ -1,6 +1,7 @@
 """Publishing to Redis goes through workers/transport.py, which keeps one redis-py client per kombu
 channel instead of building one per message: messages still arrive whole, the client is reused, and
-publishing works again after Redis restarts. On RabbitMQ the app keeps kombu's own transport."""
+publishing works again after Redis restarts; the publisher tells the relay how many messages wait.
+On RabbitMQ the app keeps kombu's own transport."""
 
 from __future__ import annotations
 
@@ -37,6 +38,11 @@ def test_redis_messages_go_out_whole_on_one_client_per_channel(tmp_path, redis_s
     headers = [m["headers"] for m in messages]
     assert {h["task"] for h in headers} == {"scn.notifications"}
     assert {h["argsrepr"] for h in headers} == {"['e-1']", "['e-4']", "[[2 event ids]]"}
+    # What the relay asks before it publishes more: the messages no worker has taken yet.
+    assert publish.waiting(["notifications"]) == 3
+    assert publish.waiting(["checks", "notifications", "handover", "webhooks"]) == 3
+    redis_py.Redis.from_url(redis_server.url).delete("notifications")
+    assert publish.waiting(["notifications"]) == 0
 
 
 def test_publishing_works_again_after_redis_restarts(tmp_path, redis_server):
@@ -59,5 +65,6 @@ def test_publishing_works_again_after_redis_restarts(tmp_path, redis_server):
 def test_rabbitmq_keeps_kombus_own_transport(tmp_path, rabbitmq_vhost):
     celery = _app(tmp_path, rabbitmq_vhost.url).extensions["celery"]
     assert celery.conf.broker_transport is None
+    assert publisher(celery).waiting is None  # the relay goes by the outbox instead
     with celery.producer_or_acquire() as producer:
         assert not isinstance(producer.channel, transport.Channel)
