@@ -16,6 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from scn_workflow.db import tables as t
+from scn_workflow.domain.workflow import STATES
 from scn_workflow.services import ops, relay
 from scn_workflow.web import svc
 
@@ -49,9 +50,10 @@ class DatabaseCollector:
                     transitions.add_metric([trigger], counts.get(name, 0))
                 yield transitions
                 states = GaugeMetricFamily("scn_nominations", "Nominations by state", labels=["state"])
-                for state, count in s.execute(sa.select(t.nominations.c.state, sa.func.count())
-                                              .group_by(t.nominations.c.state)).all():
-                    states.add_metric([state], count)
+                by_state = dict(s.execute(sa.select(t.nominations.c.state, sa.func.count())
+                                          .group_by(t.nominations.c.state)).all())
+                for state in STATES:  # every state, 0 included: a series that vanishes breaks alerts and graphs
+                    states.add_metric([state], by_state.get(state, 0))
                 yield states
                 tasks = CounterMetricFamily("scn_task_runs", "Task executions by task and outcome",
                                             labels=["task", "outcome"])

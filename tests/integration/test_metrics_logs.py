@@ -190,8 +190,10 @@ def test_metrics_report_what_happened(stack, start_worker, tmp_path):
     after = scrape(app.test_client())
     assert by_label(after, "scn_transitions_total", "trigger") == {
         trigger: {"submit": 3, "review": 2, "accept": 2, "hand_over": 1}.get(trigger, 0) for trigger in TRIGGERS}
+    # Every state has its series, 0 included, so a graph or an alert on one never loses it.
     assert by_label(after, "scn_nominations", "state") == {"handed_over": 1, "accepted": 1, "submitted": 1,
-                                                           "drafted": 1}
+                                                           "drafted": 1, "reviewed": 0, "rejected": 0,
+                                                           "withdrawn": 0}
     assert runs_as_expected(task_runs(after)), task_runs(after)
     assert set(by_label(after, "scn_task_duration_ms_mean", "task")) == {"scn.checks", "scn.notifications",
                                                                          "scn.handover"}
