@@ -21,6 +21,9 @@ LABELS = {"submit": "Submit", "withdraw": "Withdraw", "return_for_revision": "Re
 NEEDS_COMMENT = {"return_for_revision": "What needs revision", "reject": "Reason for rejecting"}
 
 
+DESK_PER_PAGE = 50
+
+
 def _int_arg(name: str, default: int = 1) -> int:
     value = request.args.get(name, "")
     return max(1, min(int(value), 100_000)) if value.isdigit() else default
@@ -228,8 +231,9 @@ def review_desk():
     oldest_first = request.args.get("sort", "oldest") != "newest"
     pages = {}
     for s in ([state] if state else ["submitted", "reviewed"]):
+        # Both lists on one page show their first page each, and link to one list page by page.
         pages[s] = nominations.search(svc(), user, state=s, checks_done=True, oldest_first=oldest_first,
-                                      page=_int_arg("page"), per_page=50, **filters)
+                                      page=_int_arg("page") if state else 1, per_page=DESK_PER_PAGE, **filters)
     return render_template("review/desk.html", pages=pages, filters=filters, state=state,
                            sort="oldest" if oldest_first else "newest", now=svc().clock(),
                            cycles=[c for c, _ in admin.cycles(svc())], member_states=admin.member_states(svc()))

@@ -21,6 +21,7 @@ from scn_workflow.app import create_app
 from scn_workflow.db import tables as t
 from scn_workflow.domain.model import SYSTEM
 from scn_workflow.services import attachments, checks, nominations
+from scn_workflow.web import ui
 from tests.conftest import ASSESSMENT, PASSWORD, Clock, World, build_world, complete_draft
 
 PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
@@ -1204,3 +1205,36 @@ def test_a_nomination_from_draft_to_handover_through_the_pages(any_db_site):
                                     follow_redirects=True)
     assert state_of(done) == "handed_over"
     assert n.reference in text(site.visitor().get("/"))  # now on the public register
+
+
+def test_the_review_desk_goes_page_by_page(site, monkeypatch):
+    monkeypatch.setattr(ui, "DESK_PER_PAGE", 2)
+    w = site.world
+    waiting = []
+    for city, actor in (("Banyuwangi", w.submitter_id), ("Makassar", w.submitter_id), ("Phuket", w.submitter_th),
+                        ("Chonburi", w.submitter_th), ("DKI Jakarta", w.submitter_id)):
+        waiting.append(site.submitted(city, actor))
+        site.svc.clock.advance(days=1)
+    reviewer = site.visitor("rev-ph")
+
+    both = text(reviewer.get("/review"))
+    ready = both.split("Ready for review (5)")[1].split("Reviewed: awaiting")[0]
+    assert "The first 2 of 5." in ready
+    assert [n.city_name in ready for n in waiting] == [True, True, False, False, False]  # waiting longest first
+    assert 'href="/review?state=submitted&amp;sort=oldest&amp;page=2"' in reviewer.get("/review").get_data(as_text=True)
+
+    second = reviewer.get("/review?state=submitted&sort=oldest&page=2")
+    assert second.status_code == 200
+    assert_plain_page(second)
+    page = text(second)
+    assert [n.city_name in page for n in waiting] == [False, False, True, True, False]
+    assert "Page 2 of 3" in page and "Previous page" in page and "Next page" in page
+    last = text(reviewer.get("/review?state=submitted&sort=oldest&page=3"))
+    assert "DKI Jakarta" in last and "Page 3 of 3" in last and "Next page" not in last
+    # the filters and the order travel with the links
+    html = reviewer.get("/review?state=submitted&sort=newest&member_state=ID&page=1").get_data(as_text=True)
+    assert "Page 1 of 2" in text(reviewer.get("/review?state=submitted&sort=newest&member_state=ID"))
+    assert 'href="/review?state=submitted&amp;sort=newest&amp;page=2&amp;member_state=ID"' in html
+    # past the last page: an empty list, not an error
+    beyond = text(reviewer.get("/review?state=submitted&page=9"))
+    assert "Nothing here." in beyond and "Previous page" in beyond
