@@ -1,8 +1,8 @@
 """The whole service under load over HTTP: transitions with every mail delivered, complete lifecycles,
 commit-to-mail latency, list and search on a large table, peak memory, and where the time goes.
 
-    .venv/bin/python bench/lifecycle.py [--seconds 20] [--short-seconds 8] [--nominations 256]
-                                        [--rows 100000] [--connections 32] [--worker-class gthread|sync]
+    .venv/bin/python bench/lifecycle.py [--seconds 20] [--short-seconds 8] [--nominations 512]
+                                        [--rows 100000] [--connections 96] [--worker-class gthread|sync]
                                         [--threads 8] [--concurrency 2] [--only PHASE ...]
                                         [--no-profile] [--keep-profiles DIR]
 
@@ -417,7 +417,8 @@ class LoadGen:
         return out
 
     async def cmd_paced(self, pool: str, rate: float, seconds: float, connections: int):
-        """Open loop: one transition every 1/rate seconds, on the next nomination whose mails arrived."""
+        """Open loop: one transition every 1/rate seconds, on a nomination whose mails arrived; submits
+        and returns alternate, as in phase 3 (whose rate this one halves), so both phases do the same mix."""
         noms = deque(self.pools[pool])
         stats = self._new_stats()
         idle: asyncio.Queue = asyncio.Queue()
@@ -425,6 +426,17 @@ class LoadGen:
             idle.put_nowait(Http(self.host, self.port))
         started = time.time()
         tasks, lateness, skipped = [], [], 0
+
+        def ready(state):
+            """The first nomination (in `state`) not being fired and whose mails of before arrived."""
+            for _ in range(len(noms)):
+                nom = noms[0]
+                noms.rotate(-1)
+                pending = nom.get("pending")
+                if not nom.get("busy") and (pending is None or pending.done()) \
+                        and (state is None or nom["state"] == state):
+                    return nom
+            return None
 
         async def one(nom):
             http = await idle.get()
@@ -439,15 +451,9 @@ class LoadGen:
             if delay > 0:
                 await asyncio.sleep(delay)
             lateness.append(max(0.0, time.time() - at))
-            for _ in range(len(noms)):
-                nom = noms[0]
-                noms.rotate(-1)
-                if nom.get("busy"):
-                    continue
-                pending = nom.get("pending")
-                if pending is None or pending.done():
-                    break
-            else:
+            want = "submitted" if i % 2 else "drafted"  # a return is due on a submitted one, a submit on a draft
+            nom = ready(want) or ready(None)
+            if nom is None:
                 skipped += 1
                 continue
             nom["busy"] = True
@@ -1125,10 +1131,11 @@ def main(argv: list[str] | None = None) -> int:
                                                                     "lifecycle phases")
     parser.add_argument("--short-seconds", type=float, default=8.0,
                         help="length of the /healthz, web-only, latency and profile phases")
-    parser.add_argument("--nominations", type=int, default=256, help="pre-created nominations per pool")
+    parser.add_argument("--nominations", type=int, default=512, help="pre-created nominations per pool")
     parser.add_argument("--rows", type=int, default=100_000, help="nominations COPYed in for list and search "
                                                                    "(0: skip that phase)")
-    parser.add_argument("--connections", type=int, default=32, help="concurrent client connections")
+    parser.add_argument("--connections", type=int, default=96,
+                        help="concurrent clients, each awaiting the mails of its transition before the next")
     parser.add_argument("--lifecycle-connections", type=int, default=32)
     parser.add_argument("--list-rounds", type=int, default=20)
     parser.add_argument("--web-workers", type=int, default=2)
