@@ -10,6 +10,7 @@ from types import SimpleNamespace
 from email.utils import formatdate
 
 import jinja2
+import markupsafe
 import sqlalchemy as sa
 
 from scn_workflow.db import tables as t
@@ -95,13 +96,27 @@ def _qp(text: str) -> bytes:
     return binascii.b2a_qp(text.encode("utf-8"), istext=True)
 
 
-def compose(settings, event, nomination, to_name: str, to_address: str, date: str) -> bytes:
-    """The mail about `event` for one recipient: multipart text and HTML, as the bytes to send.
+NAME_SLOT = "\x00scn-recipient-name\x00"  # where render() leaves the recipient's name for compose()
+
+
+def render(event, nomination) -> tuple[str, str]:
+    """The text and HTML of the mail about `event`, with NAME_SLOT for the recipient's name: rendered
+    once per event, whatever the number of recipients."""
+    context = {"nomination": nomination, "event": event, "what": WHAT_HAPPENED[event.name], "name": NAME_SLOT}
+    return (_templates.get_template("event.txt").render(context),
+            _templates.get_template("event.html").render(context))
+
+
+def compose(settings, event, nomination, to_name: str, to_address: str, date: str,
+            rendered: tuple[str, str] | None = None) -> bytes:
+    """The mail about `event` for one recipient: multipart text and HTML, as the bytes to send
+    (`rendered`: what render() made of the event, else it is rendered here).
 
     Built directly rather than through EmailMessage, whose header registry and folding cost more
     than everything else of a notification; every header but the subject is ours and ASCII.
     """
-    context = {"nomination": nomination, "event": event, "what": WHAT_HAPPENED[event.name], "name": to_name}
+    text, html = rendered or render(event, nomination)
+    text, html = text.replace(NAME_SLOT, to_name), html.replace(NAME_SLOT, str(markupsafe.escape(to_name)))
     subject = f"[{nomination.reference}] {nomination.city_name} {WHAT_HAPPENED[event.name]}"
     boundary = f"==scn-{event.event_id}=="
     # Deterministic: the same event and recipient always make the same Message-ID.
@@ -114,8 +129,8 @@ def compose(settings, event, nomination, to_name: str, to_address: str, date: st
             "Content-Transfer-Encoding: quoted-printable\n\n")
     body = b"".join((
         head.encode("ascii"),
-        part.format("plain").encode("ascii"), _qp(_templates.get_template("event.txt").render(context)), b"\n",
-        part.format("html").encode("ascii"), _qp(_templates.get_template("event.html").render(context)), b"\n",
+        part.format("plain").encode("ascii"), _qp(text), b"\n",
+        part.format("html").encode("ascii"), _qp(html), b"\n",
         f"--{boundary}--\n".encode("ascii")))
     return body.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
 
@@ -185,9 +200,10 @@ def notify_many(svc: Services, event_ids: list[str]) -> tuple[int, dict[str, Exc
         pending = [(who, address) for who, address in choose_recipients(
             event, nomination.member_state, users, agencies.get(nomination.member_state))
             if f"mail:{address.lower()}" not in done.get(event_id, ())]
+        rendered = render(event, nomination) if pending else None
         for who, address in pending:
             mails.append(mailer.Mail((event_id, f"mail:{address.lower()}"), svc.settings.mail_from, address,
-                                     compose(svc.settings, event, nomination, who, address, date)))
+                                     compose(svc.settings, event, nomination, who, address, date, rendered)))
             last_mail[event_id] = len(mails) - 1
         if not pending:
             finished_now.append(event_id)
