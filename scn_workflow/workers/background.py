@@ -25,6 +25,10 @@ BATCH = 500
 # read at most every IN_FLIGHT_READ_EVERY_S). docs/performance.md has the measurements.
 LINGER_S = 0.01
 HOLD_POLL_S = 0.01
+# The queues whose waiting messages make the relay hold: those every submission and every
+# notified event go to. A handover or webhooks worker that is down (its queue only grows) must not
+# hold back everything else by MAX_LINGER_S.
+HOLD_QUEUES = ("checks", "notifications")
 IN_FLIGHT_PER_LINGER = 50
 MAX_LINGER_S = 0.25
 IN_FLIGHT_READ_EVERY_S = 1.0
@@ -91,7 +95,7 @@ class BackgroundRelay:
         if waiting is None:
             return False
         try:
-            return waiting(relay.QUEUES) > 0
+            return waiting(HOLD_QUEUES) > 0
         except Exception:  # noqa: BLE001 - the broker is away: publish now, and the failure is recorded
             return False
 
