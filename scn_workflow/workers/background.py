@@ -20,15 +20,17 @@ BATCH = 500
 # every HOLD_POLL_S, up to MAX_LINGER_S in all: a message published now would only queue behind
 # them, and one larger message later costs the workers less per event than several small ones. So
 # the batches grow with the load by themselves and a backlog drains, while an idle service still
-# publishes after LINGER_S. Without a `waiting` (RabbitMQ), the wait grows with the events published
-# lately and not yet complete instead (relay.in_flight: LINGER_S more for every IN_FLIGHT_PER_LINGER,
-# read at most every IN_FLIGHT_READ_EVERY_S). docs/performance.md has the measurements.
+# publishes after LINGER_S. Without a `waiting` (RabbitMQ), the wait is OUTBOX_LINGER_S and grows with
+# the events published lately and not yet complete instead (relay.in_flight: OUTBOX_LINGER_S more for
+# every IN_FLIGHT_PER_LINGER, read at most every IN_FLIGHT_READ_EVERY_S), as measured in round 2.
+# docs/performance.md has the measurements.
 LINGER_S = 0.01
 HOLD_POLL_S = 0.01
 # The queues whose waiting messages make the relay hold: those every submission and every
 # notified event go to. A handover or webhooks worker that is down (its queue only grows) must not
 # hold back everything else by MAX_LINGER_S.
 HOLD_QUEUES = ("checks", "notifications")
+OUTBOX_LINGER_S = 0.025
 IN_FLIGHT_PER_LINGER = 50
 MAX_LINGER_S = 0.25
 IN_FLIGHT_READ_EVERY_S = 1.0
@@ -109,7 +111,7 @@ class BackgroundRelay:
             except Exception:  # noqa: BLE001 - the database is away: publishing will fail too, and the sweep follows
                 self._in_flight = 0
             self._in_flight_read_at = now
-        return min(MAX_LINGER_S, LINGER_S * max(1.0, self._in_flight / IN_FLIGHT_PER_LINGER))
+        return min(MAX_LINGER_S, OUTBOX_LINGER_S * max(1.0, self._in_flight / IN_FLIGHT_PER_LINGER))
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until everything queued so far was handled (for short-lived processes and tests)."""
