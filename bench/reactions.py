@@ -11,15 +11,15 @@ their `checks.completed` events) run over the events in batches of each size giv
 to an aiosmtpd server in this process. Printed per event: the process's CPU (the SMTP server's
 thread included, as docs/performance.md's round 3 figures were taken) and this thread's alone.
 Then composing the 2 mails of an event: rendered once (`notifications.render`) against rendered
-for each recipient. The script uses only functions that round 2's code has too (except `render`),
-so the same command on an older checkout gives the "before" figures.
+for each recipient. The script uses only functions that round 2's code has too (except `render`):
+copied with bench/roundtrips.py into a checkout of older code (`git worktree add`), the same
+command there gives the "before" figures.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -43,46 +43,31 @@ def _per_event(label: str, fn, event_ids: list[str], batch: int) -> None:
 
 
 def reactions(events: int, batches: list[int]) -> None:
-    from bench.lifecycle import PASSWORD, build_world, content
-    from bench.workers import TimedSink, temporary_database
-    from scn_workflow.app import create_app
+    from bench.lifecycle import content
+    from bench.roundtrips import service_in_process
     from scn_workflow.services import checks, notifications, relay
 
-    sink = TimedSink()
-    sink.controller.start()
-    try:
-        for batch in batches:  # a fresh database per batch size: each run finds the same work to do
-            with tempfile.TemporaryDirectory() as instance, temporary_database() as url:
-                app = create_app({"database_url": url, "instance_path": instance, "embedded_autostart": False,
-                                  "smtp_url": sink.url})
-                svc = app.extensions["scn"]
-                svc.after_commit = None  # the relay is called by hand below
-                build_world(svc)
-                client = app.test_client()
-                token = client.post("/api/v1/tokens", json={"username": "sub-id-1", "password": PASSWORD}).json
-                headers = {"Authorization": f"Bearer {token['token']}"}
-                for i in range(events):
-                    n = client.post("/api/v1/nominations", json=content(f"City {i}"), headers=headers).json
-                    answer = client.post(f"/api/v1/nominations/{n['id']}/transitions", json={"trigger": "submit"},
-                                         headers=headers | {"If-Match": f'"{n["version"]}"'})
-                    assert answer.status_code == 200, answer.json
+    for batch in batches:  # a fresh database per batch size: each run finds the same work to do
+        with service_in_process() as (svc, client, token):
+            headers = {"Authorization": f"Bearer {token('sub-id-1')}"}
+            for i in range(events):
+                n = client.post("/api/v1/nominations", json=content(f"City {i}"), headers=headers).json
+                answer = client.post(f"/api/v1/nominations/{n['id']}/transitions", json={"trigger": "submit"},
+                                     headers=headers | {"If-Match": f'"{n["version"]}"'})
+                assert answer.status_code == 200, answer.json
 
-                def published() -> dict[str, list[str]]:
-                    out: dict[str, list[str]] = {}
-                    relay.publish(svc, lambda queue, ids, **_: out.setdefault(queue, []).extend(
-                        [ids] if isinstance(ids, str) else ids), limit=100_000)
-                    return out
+            def published() -> dict[str, list[str]]:
+                out: dict[str, list[str]] = {}
+                relay.publish(svc, lambda queue, ids, **_: out.setdefault(queue, []).extend(ids), limit=100_000)
+                return out
 
-                first = published()
-                _per_event("checks (nomination.submitted)", lambda ids: checks.run_checks_many(svc, ids),
-                           first["checks"], batch)
-                _per_event("notifications (submitted, 2 mails)", lambda ids: notifications.notify_many(svc, ids),
-                           first["notifications"], batch)
-                _per_event("notifications (checks.completed)", lambda ids: notifications.notify_many(svc, ids),
-                           published()["notifications"], batch)
-                svc.engine.dispose()
-    finally:
-        sink.controller.stop()
+            first = published()
+            _per_event("checks (nomination.submitted)", lambda ids: checks.run_checks_many(svc, ids),
+                       first["checks"], batch)
+            _per_event("notifications (submitted, 2 mails)", lambda ids: notifications.notify_many(svc, ids),
+                       first["notifications"], batch)
+            _per_event("notifications (checks.completed)", lambda ids: notifications.notify_many(svc, ids),
+                       published()["notifications"], batch)
 
 
 def composing(rounds: int = 3000) -> None:

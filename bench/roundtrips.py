@@ -14,6 +14,7 @@ in this process that accepts every mail.
 from __future__ import annotations
 
 import collections
+import contextlib
 import sys
 import tempfile
 import time
@@ -48,36 +49,41 @@ def _counted_prepared(self, *args, **kwargs):  # a statement psycopg has prepare
     return _send_query_prepared(self, *args, **kwargs)
 
 
-class Sink:
-    """An aiosmtpd server on loopback that accepts every mail (the reactions talk real SMTP)."""
+@contextlib.contextmanager
+def service_in_process():
+    """The app in this process on a temporary PostgreSQL database with bench/lifecycle.py's world,
+    its mail going to an aiosmtpd server in this process and its relay left to the caller (called
+    by hand): yields (svc, Flask test client, token(username) -> a bearer token)."""
+    from bench.lifecycle import PASSWORD, build_world
+    from bench.workers import TimedSink, temporary_database
+    from scn_workflow.app import create_app
 
-    def __enter__(self) -> str:
-        import socket
+    sink = TimedSink()
+    sink.controller.start()
+    try:
+        with tempfile.TemporaryDirectory() as instance, temporary_database() as url:
+            app = create_app({"database_url": url, "instance_path": instance, "embedded_autostart": False,
+                              "smtp_url": sink.url})
+            svc = app.extensions["scn"]
+            svc.after_commit = None
+            build_world(svc)
+            client = app.test_client()
 
-        from aiosmtpd.controller import Controller
-
-        class Handler:
-            async def handle_DATA(self, server, session, envelope):
-                return "250 OK"
-
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        self.controller = Controller(Handler(), hostname="127.0.0.1", port=port)
-        self.controller.start()
-        return f"smtp://127.0.0.1:{port}"
-
-    def __exit__(self, *exc) -> None:
-        self.controller.stop()
+            def token(username: str) -> str:
+                return client.post("/api/v1/tokens", json={"username": username, "password": PASSWORD}).json["token"]
+            try:
+                yield svc, client, token
+            finally:
+                svc.engine.dispose()
+    finally:
+        sink.controller.stop()
 
 
 def main() -> int:
     _connection_base.BaseConnection._exec_command = _counted_command
     _cursor_base.BaseCursor._execute_send = _counted_statement
     _cursor_base.BaseCursor._send_query_prepared = _counted_prepared
-    from bench.lifecycle import PASSWORD, build_world, content
-    from bench.workers import temporary_database
-    from scn_workflow.app import create_app
+    from bench.lifecycle import content
     from scn_workflow.services import relay
     from scn_workflow.services.reactions import HANDLERS
 
@@ -88,16 +94,7 @@ def main() -> int:
         fn()
         rows.append((label, sum(COUNTS.values()), dict(COUNTS)))
 
-    with tempfile.TemporaryDirectory() as instance, temporary_database() as url, Sink() as smtp_url:
-        app = create_app({"database_url": url, "instance_path": instance, "embedded_autostart": False,
-                          "smtp_url": smtp_url})
-        svc = app.extensions["scn"]
-        svc.after_commit = None  # the relay is called by hand below
-        build_world(svc)
-        client = app.test_client()
-
-        def token(username: str) -> str:
-            return client.post("/api/v1/tokens", json={"username": username, "password": PASSWORD}).json["token"]
+    with service_in_process() as (svc, client, token):
         submitter, reviewer = token("sub-id-1"), token("rev-a")
         nomination = client.post("/api/v1/nominations", json=content("Probe"),
                                  headers={"Authorization": f"Bearer {submitter}"}).json
@@ -123,7 +120,6 @@ def main() -> int:
         time.sleep(2.5)
         measure("HTTP GET one, after 2.5 s idle", lambda: client.get(
             f"/api/v1/nominations/{nomination['id']}", headers={"Authorization": f"Bearer {submitter}"}))
-        svc.engine.dispose()
 
     width = max(len(label) for label, _, _ in rows)
     for label, total, detail in rows:
