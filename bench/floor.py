@@ -9,7 +9,8 @@ runs on the same 2 CPUs. This measures, with nothing else running:
 - aiosmtpd receiving one mail at a time on a kept connection: CPU per mail in the server's process
   (read from getrusage around the mails, not its start-up), and smtplib's CPU per mail in the client;
 - one PostgreSQL round trip (SELECT 1): psycopg alone, and through SQLAlchemy Core;
-- one Celery message published to Redis (send_task, as the relay does) and to nowhere else.
+- one Celery message published to Redis (send_task, as the relay does), through kombu's Redis
+  transport and through the service's (scn_workflow/workers/transport.py).
 
 and prints what those floors mean for the 1,100 delivered transitions a second of issue 7: the CPU
 seconds per second the mail server alone would need. Figures go to bench/results/floor.json.
@@ -25,12 +26,17 @@ import multiprocessing
 import os
 import resource
 import smtplib
-import socket
 import sys
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]  # see bench/lifecycle.py
+sys.path.insert(0, str(ROOT))
+
+from tests.integration.conftest import free_port  # noqa: E402
+
 MAILS_PER_TRANSITION = 3  # (4 for a submit + 2 for a return) / 2, as bench/lifecycle.py drives them
 TARGET = 1100
 BODY = (b"Subject: [ASCN-2018-ID-001] Makassar was submitted and is being checked\r\nFrom: scn@example.org\r\n"
@@ -65,9 +71,7 @@ def _sink(port: int, ready, commands, results) -> None:
 
 
 def smtp_floor(mails: int) -> dict:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     context = multiprocessing.get_context("spawn")
     ready, commands, results = context.Event(), context.Queue(), context.Queue()
     server = context.Process(target=_sink, args=(port, ready, commands, results), daemon=True)
@@ -116,10 +120,13 @@ def database_floor(url: str, n: int) -> dict:
     return {"psycopg": raw, "sqlalchemy_core": core}
 
 
-def broker_floor(url: str, n: int) -> dict:
+def broker_floor(url: str, n: int, transport: str | None = None) -> dict:
+    """One Celery publish as the relay makes it, through kombu's Redis transport or `transport`."""
     from celery import Celery
     app = Celery("floor", broker=url)
     app.conf.update(task_send_sent_event=False, broker_connection_retry_on_startup=False)
+    if transport:
+        app.conf.broker_transport = transport
     queue = f"scn-floor-{os.getpid()}"
     ids = ["00000000-0000-4000-8000-000000000000"]
     try:
@@ -143,6 +150,7 @@ def main() -> int:
     smtp = smtp_floor(args.mails)
     database = database_floor(pg, args.statements)
     broker = broker_floor(redis, args.messages)
+    ours = broker_floor(redis, args.messages, "scn_workflow.workers.transport:Transport")
     sink_cpu_s = TARGET * MAILS_PER_TRANSITION * smtp["server_cpu_ms_per_mail"] / 1000
     client_cpu_s = TARGET * MAILS_PER_TRANSITION * smtp["client_cpu_ms_per_mail"] / 1000
     # The most lenient reading of the target: one mail per transition, and besides it one Celery
@@ -150,7 +158,7 @@ def main() -> int:
     lenient_ms = (smtp["server_cpu_ms_per_mail"] + smtp["client_cpu_ms_per_mail"]
                   + broker["cpu_us"] / 1000 + database["sqlalchemy_core"]["cpu_us"] / 1000)
     result = {"load_average": os.getloadavg(), "cpus": os.cpu_count(), "smtp": smtp, "postgres": database,
-              "celery_publish": broker,
+              "celery_publish": broker, "celery_publish_workers_transport": ours,
               "at_target": {"transitions_per_s": TARGET, "mails_per_transition": MAILS_PER_TRANSITION,
                             "aiosmtpd_cpu_s_per_s": round(sink_cpu_s, 2),
                             "smtplib_cpu_s_per_s": round(client_cpu_s, 2),
@@ -162,7 +170,8 @@ def main() -> int:
     print(f"PostgreSQL SELECT 1: psycopg {database['psycopg']['cpu_us']:.0f} us CPU "
           f"({database['psycopg']['wall_us']:.0f} us wall); SQLAlchemy Core {database['sqlalchemy_core']['cpu_us']:.0f} us "
           f"CPU ({database['sqlalchemy_core']['wall_us']:.0f} us wall)")
-    print(f"Celery send_task to Redis: {broker['cpu_us']:.0f} us CPU ({broker['wall_us']:.0f} us wall) per message")
+    print(f"Celery send_task to Redis: {broker['cpu_us']:.0f} us CPU ({broker['wall_us']:.0f} us wall) per message; "
+          f"through workers/transport.py {ours['cpu_us']:.0f} us ({ours['wall_us']:.0f} us wall)")
     print(f"at {TARGET} transitions/s x {MAILS_PER_TRANSITION} mails: the aiosmtpd server alone needs "
           f"{sink_cpu_s:.2f} CPU s/s and smtplib {client_cpu_s:.2f} CPU s/s, of the {result['cpus']} this machine has")
     print(f"even with 1 mail, 1 Celery message and 1 statement per transition and nothing else: "

@@ -120,6 +120,14 @@ def svc(db_url, clock, tmp_path):
     services.engine.dispose()
 
 
+@pytest.fixture
+def pg_svc(pg_url, clock, tmp_path):
+    """Services on PostgreSQL only, for what SQLite cannot show (row locks, concurrent writers)."""
+    services = make_services(pg_url, clock, tmp_path)
+    yield services
+    services.engine.dispose()
+
+
 @dataclass
 class World:
     """The people of a small test world, as actors."""

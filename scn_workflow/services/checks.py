@@ -12,6 +12,7 @@ from scn_workflow.db.uow import UnitOfWork
 from scn_workflow.domain import checks as domain_checks
 from scn_workflow.domain.model import ACTIVE_STATES, Nomination
 from scn_workflow.services import Services
+from scn_workflow.services.nominations import limit_columns
 from scn_workflow.services.relay import mark_done_many
 
 SEPARATOR = "\n"  # between the references and cycle codes a facts column aggregates (neither holds one)
@@ -36,14 +37,10 @@ def _nominations_with_facts() -> sa.Select:
     the member state's override, the other active nominations of the member state in the cycle,
     whether an action plan is attached, the other live nominations of the city in the cycle, and the
     cycles in which the city was accepted. One statement, built once."""
-    n, c, o, a = t.nominations.c, t.cycles.c, t.limit_overrides.c, t.attachments.c
-    others = t.nominations.alias("other")
-    other = others.c
+    n, c, a = t.nominations.c, t.cycles.c, t.attachments.c
+    other = t.nominations.alias("other").c
     same_city = sa.func.lower(other.city_name) == sa.func.lower(n.city_name)
-    active = sa.select(sa.func.count()).select_from(others).where(
-        other.cycle == n.cycle, other.member_state == n.member_state, other.state.in_(ACTIVE_STATES),
-        other.id != n.id).scalar_subquery()
-    override = sa.select(o.limit).where(o.cycle_code == n.cycle, o.member_state == n.member_state).scalar_subquery()
+    override, active = limit_columns(n.cycle, n.member_state, n.id)
     has_plan = sa.exists().where(a.nomination_id == n.id, a.kind == "action_plan")
     same = sa.select(sa.func.aggregate_strings(other.reference, SEPARATOR)).where(
         same_city, other.cycle == n.cycle, other.id != n.id, other.state.in_(ACTIVE_STATES)).scalar_subquery()

@@ -111,16 +111,25 @@ _LOCK_MEMBER_STATE = sa.select(t.member_states.c.code).where(t.member_states.c.c
     .with_for_update()
 
 
+def limit_columns(cycle, member_state, nomination_id) -> tuple:
+    """The member state's override of the cycle's limit (NULL if none) and its other active
+    nominations in the cycle, as scalar subqueries of bound parameters or of an enclosing query's
+    columns: the limit rule here, and the checks (services/checks.py) for a batch."""
+    o, others = t.limit_overrides.c, t.nominations.alias("other")
+    other = others.c
+    override = sa.select(o.limit).where(o.cycle_code == cycle, o.member_state == member_state).scalar_subquery()
+    active = sa.select(sa.func.count()).select_from(others).where(
+        other.cycle == cycle, other.member_state == member_state, other.state.in_(sorted(ACTIVE_STATES)),
+        other.id != nomination_id).scalar_subquery()
+    return override, active
+
+
 @functools.cache
 def _limit_facts() -> sa.Select:
     """The cycle, the member state's override in it (if any), and its other active nominations there."""
-    n, o, c = t.nominations.c, t.limit_overrides.c, t.cycles.c
-    active = sa.select(sa.func.count()).select_from(t.nominations).where(
-        n.cycle == sa.bindparam("cycle"), n.member_state == sa.bindparam("member_state"),
-        n.state.in_(sorted(ACTIVE_STATES)), n.id != sa.bindparam("nomination_id")).scalar_subquery()
-    return (sa.select(Cycle, o.limit, active)
-            .outerjoin(t.limit_overrides, sa.and_(o.cycle_code == c.code, o.member_state == sa.bindparam("member_state")))
-            .where(c.code == sa.bindparam("cycle")))
+    override, active = limit_columns(sa.bindparam("cycle"), sa.bindparam("member_state"),
+                                     sa.bindparam("nomination_id"))
+    return sa.select(Cycle, override, active).where(t.cycles.c.code == sa.bindparam("cycle"))
 
 
 def _next_reference(uow: UnitOfWork, cycle: str, member_state: str) -> str:

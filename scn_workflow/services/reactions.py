@@ -9,19 +9,30 @@ import sqlalchemy as sa
 from scn_workflow.db import tables as t
 from scn_workflow.services import Services, checks, failures, handover, notifications, webhooks
 from scn_workflow.services.effects import already_done
-from scn_workflow.services.relay import mark_done
+from scn_workflow.services.relay import mark_done_many
 
 TASK_NAMES = {"checks": "scn.checks", "notifications": "scn.notifications", "handover": "scn.handover",
               "webhooks": "scn.webhooks"}
 
 
+UNCHECKED = ("already done", "not a submission")  # run_checks outcomes that leave the queue's done mark to us
+
+
+def close(svc: Services, queue: str, event_ids: list[str]) -> None:
+    """Mark `queue` done, in one transaction, for each of the events not marked yet."""
+    if not event_ids:
+        return
+    with svc.uow() as uow:
+        todo = [e for e in event_ids if not already_done(uow, e, f"done:{queue}")]
+        if todo:
+            mark_done_many(uow, todo, queue, svc.clock())
+            uow.commit()
+
+
 def _checks(svc: Services, event_id: str):
     result = checks.run_checks(svc, event_id)  # marks the queue done when it runs or skips them
-    if result in ("already done", "not a submission"):
-        with svc.uow() as uow:
-            if not already_done(uow, event_id, "done:checks"):
-                mark_done(uow, event_id, "checks", svc.clock())
-                uow.commit()
+    if result in UNCHECKED:
+        close(svc, "checks", [event_id])
     return result
 
 
@@ -43,10 +54,7 @@ def give_up(svc: Services, queue: str, event_id: str, error: str, attempts: int)
         handover.record_failed(svc, event_id, error)
     failure_id = failures.record(svc, task=TASK_NAMES[queue], event_id=event_id, arguments=[queue, event_id],
                                  error=error, attempts=attempts)
-    with svc.uow() as uow:
-        if not already_done(uow, event_id, f"done:{queue}"):
-            mark_done(uow, event_id, queue, svc.clock())  # so the sweep stops re-publishing it
-            uow.commit()
+    close(svc, queue, [event_id])  # so the sweep stops re-publishing it
     return failure_id
 
 

@@ -60,6 +60,11 @@ def _subscriptions():
         w.active.is_(True)).scalar_subquery()
 
 
+def _queues(row, subscribed: set[str]) -> list[str]:
+    """The queues an outbox row goes to: those the relay recorded, else derived from its event."""
+    return row.queues if row.queues is not None else queues_for(row.event_name, row.event_name in subscribed)
+
+
 def _subscribed(aggregated: str | None) -> set[str]:
     wanted = set()
     for events in (aggregated or "").split("\n"):
@@ -77,6 +82,22 @@ def _committed_rows(lock: bool) -> sa.Select:
         .where(o.id.in_(sa.bindparam("ids", expanding=True)), o.published_at.is_(None)) \
         .order_by(o.created_at).limit(sa.bindparam("limit"))
     return stmt.with_for_update(skip_locked=True) if lock else stmt
+
+
+@functools.cache
+def _publish_marks() -> dict[str, sa.Update]:
+    """What publish() writes back to a row (executemany, by b_id): published, completed at once (no
+    queue to publish to), or failed. Built once."""
+    o = t.outbox.c
+    now = sa.bindparam("b_now", type_=o.published_at.type)
+
+    def update(**values):
+        return sa.update(t.outbox).where(o.id == sa.bindparam("b_id")).values(queues=sa.bindparam("b_queues"),
+                                                                             **values)
+
+    return {"published": update(published_at=now, publish_count=o.publish_count + 1, last_error=None),
+            "completed": update(published_at=sa.func.coalesce(o.published_at, now), completed_at=now),
+            "failed": update(last_error=sa.bindparam("b_error"))}
 
 
 @functools.cache
@@ -140,12 +161,12 @@ def publish(svc: Services, publisher: Publisher, outbox_ids: list[str] | None = 
         # A row never published has no reactions recorded yet (the relay after a commit sees only
         # those): no query for them. Were one recorded by hand, its handler would skip it anyway.
         done = _done(uow, [r.id for r in rows if r.publish_count])
-        queues_of, by_queue = {}, {}
+        queues_of, pending, by_queue = {}, {}, {}  # pending: outbox id -> its queues not done yet
         for row in rows:
-            queues_of[row.id] = row.queues if row.queues is not None else queues_for(
-                row.event_name, row.event_name in subscribed)
+            queues_of[row.id] = _queues(row, subscribed)
             for queue in queues_of[row.id]:
                 if queue not in done.get(row.id, set()):
+                    pending.setdefault(row.id, []).append(queue)
                     by_queue.setdefault(queue, []).append(row)
         failed: dict[str, str] = {}  # outbox id -> why a message for it could not be published
         out: set[tuple[str, str]] = set()  # (queue, outbox id) published
@@ -168,27 +189,19 @@ def publish(svc: Services, publisher: Publisher, outbox_ids: list[str] | None = 
                     break
             if failed:
                 break  # the broker is down: leave the rest to the sweep
-        pending: dict[str, list[str]] = {}
-        for queue, due_rows in by_queue.items():
-            for row in due_rows:
-                pending.setdefault(row.id, []).append(queue)
         # Published: every queue due got its message. A row whose turn never came stays as it was.
         published = [{"b_id": row.id, "b_queues": queues_of[row.id]} for row in rows if row.id in pending
                      and row.id not in failed and all((q, row.id) in out for q in pending[row.id])]
         completed = [{"b_id": row.id, "b_queues": queues_of[row.id]} for row in rows if row.id not in pending]
+        marks = _publish_marks()
         if published:  # executemany: one round trip on PostgreSQL (psycopg's pipeline)
-            uow.session.execute(sa.update(t.outbox).where(o.id == sa.bindparam("b_id")).values(
-                queues=sa.bindparam("b_queues"), published_at=now, publish_count=o.publish_count + 1,
-                last_error=None), published)
+            uow.session.execute(marks["published"], [dict(row, b_now=now) for row in published])
         if completed:
-            uow.session.execute(sa.update(t.outbox).where(o.id == sa.bindparam("b_id")).values(
-                queues=sa.bindparam("b_queues"), published_at=sa.func.coalesce(o.published_at, now),
-                completed_at=now), completed)
+            uow.session.execute(marks["completed"], [dict(row, b_now=now) for row in completed])
         if failed:
-            uow.session.execute(sa.update(t.outbox).where(o.id == sa.bindparam("b_id")).values(
-                queues=sa.bindparam("b_queues"), last_error=sa.bindparam("b_error")),
-                [{"b_id": outbox_id, "b_queues": queues_of[outbox_id], "b_error": error}
-                 for outbox_id, error in failed.items()])
+            uow.session.execute(marks["failed"], [
+                {"b_id": outbox_id, "b_queues": queues_of[outbox_id], "b_error": error}
+                for outbox_id, error in failed.items()])
         uow.commit()
     return sent
 
@@ -228,9 +241,7 @@ def mark_done_many(uow: UnitOfWork, event_ids: Iterable[str], queue: str, now) -
     # The relay may not have committed its bookkeeping yet: derive the queues the same way.
     subscribed = _subscribed(rows[0].subscribed)
     done = _done(uow, [row.id for row in rows])
-    complete = [row.id for row in rows
-                if set(row.queues if row.queues is not None else queues_for(row.event_name, row.event_name in subscribed))
-                <= done.get(row.id, set()) | {queue}]
+    complete = [row.id for row in rows if set(_queues(row, subscribed)) <= done.get(row.id, set()) | {queue}]
     if complete:
         uow.session.execute(_complete(), {"ids": complete, "now": now})
 

@@ -9,7 +9,7 @@ from celery import shared_task
 from flask import current_app
 
 from scn_workflow.services import checks, notifications, relay
-from scn_workflow.services.reactions import HANDLERS, backoff, give_up
+from scn_workflow.services.reactions import HANDLERS, UNCHECKED, backoff, close, give_up
 
 log = logging.getLogger(__name__)
 
@@ -63,16 +63,17 @@ def _react_many(task, svc, queue: str, event_ids: list[str]) -> int:
 def _checks_many(svc, event_ids: list[str]) -> dict[str, Exception]:
     """A batch's checks in one transaction; if that fails, each on its own (so one bad event does
     not hold back the others). Events that were no submission or already checked get their done
-    mark as a single event's would."""
+    mark as a single event's would, all in one more transaction."""
     try:
         outcomes = checks.run_checks_many(svc, event_ids)
-        left = [e for e, outcome in outcomes.items() if outcome in ("already done", "not a submission")]
     except Exception:  # noqa: BLE001 - one at a time below
         log.warning("checks of a batch of %d failed together; running them one at a time", len(event_ids),
                     exc_info=True)
-        left = event_ids
+    else:
+        close(svc, "checks", [e for e, outcome in outcomes.items() if outcome in UNCHECKED])
+        return {}
     failed = {}
-    for event_id in left:
+    for event_id in event_ids:
         try:
             HANDLERS["checks"](svc, event_id)
         except Exception as exc:  # noqa: BLE001 - retried on its own by the caller

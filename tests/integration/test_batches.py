@@ -181,16 +181,12 @@ def test_a_kept_smtp_connection_the_server_closed_is_reopened(pg_url, clock, tmp
         svc.engine.dispose()
 
 
-def test_the_relay_counts_in_flight_only_what_was_published_lately(pg_url, clock, tmp_path):
+def test_the_relay_counts_in_flight_only_what_was_published_lately(pg_svc, clock):
     """What the relay's wait grows with: events published in the last 10 s and not yet complete."""
-    svc = make_services(pg_url, clock, tmp_path)
-    try:
-        w = build_world(svc)
-        submit_many(svc, w, 3)  # 3 created and 3 submitted events in the outbox, none published
-        assert relay.in_flight(svc) == 0
-        relay.publish(svc, lambda queue, event_ids, **_: None)  # the created ones need no queue: complete
-        assert relay.in_flight(svc) == 3
-        clock.advance(seconds=relay.IN_FLIGHT_WINDOW_S + 1)
-        assert relay.in_flight(svc) == 0  # still incomplete, but stale: the sweep's business
-    finally:
-        svc.engine.dispose()
+    svc = pg_svc
+    submit_many(svc, build_world(svc), 3)  # 3 created and 3 submitted events in the outbox, none published
+    assert relay.in_flight(svc) == 0
+    relay.publish(svc, lambda queue, event_ids, **_: None)  # the created ones need no queue: complete
+    assert relay.in_flight(svc) == 3
+    clock.advance(seconds=relay.IN_FLIGHT_WINDOW_S + 1)
+    assert relay.in_flight(svc) == 0  # still incomplete, but stale: the sweep's business

@@ -12,7 +12,7 @@ from scn_workflow.domain.audit import verify_chain
 from scn_workflow.domain.errors import StaleVersion
 from scn_workflow.domain.rules import Facts
 from scn_workflow.services import nominations
-from tests.conftest import ASSESSMENT, build_world, complete_draft, make_services
+from tests.conftest import ASSESSMENT, build_world, complete_draft
 
 
 def _row(svc, nomination_id):
@@ -51,13 +51,6 @@ def test_each_change_is_written_whole_with_its_event_and_outbox_row(svc, clock):
     assert sorted(outbox) == sorted(e.event_id for e in events)
     assert verify_chain(n.id, events) is None
     assert row["last_event_hash"] == events[-1].hash and row["event_count"] == len(events)
-
-
-@pytest.fixture
-def pg_svc(pg_url, clock, tmp_path):
-    services = make_services(pg_url, clock, tmp_path)
-    yield services
-    services.engine.dispose()
 
 
 def test_a_version_changed_after_loading_is_refused_and_nothing_is_written(pg_svc):
