@@ -7,19 +7,17 @@ import sys
 
 import click
 from flask import Flask, current_app
-from flask.cli import AppGroup, FlaskGroup
+from flask.cli import AppGroup, FlaskGroup, ScriptInfo
 
+from scn_workflow.current import svc as _svc
 from scn_workflow.domain.errors import DomainError, InvalidInput
 from scn_workflow.domain.model import SYSTEM, Actor
 from scn_workflow.schemas.nominations import (CheckOut, EventOut, NominationContent, NominationCreate, NominationOut,
                                               TransitionRequest, load)
-from scn_workflow.services import Services, audit, nominations, users
+from scn_workflow.jsonable import jsonable
+from scn_workflow.services import audit, nominations, users
 from scn_workflow.services import checks as checks_service
 from scn_workflow.services import seed as seed_service
-
-
-def _svc() -> Services:
-    return current_app.extensions["scn"]
 
 
 def _fail(err: DomainError) -> None:
@@ -343,12 +341,11 @@ ops_cli = AppGroup("ops", help="Operations: queues, workers, failures, outbox.")
 @click.option("--json", "as_json", is_flag=True, help="Print the whole report as JSON.")
 def ops_status(as_json):
     """Print queues, workers, failures and backlog; exit 1 when something is wrong (for cron and monitoring)."""
-    from scn_workflow.api.ops import _plain
     from scn_workflow.services import ops
     result = ops.status(_svc(), current_app.extensions["celery"])
     report = result.report
     if as_json:
-        click.echo(json.dumps({"ok": result.ok, "problems": result.problems, "report": _plain(report)}, indent=2))
+        click.echo(json.dumps({"ok": result.ok, "problems": result.problems, "report": jsonable(report)}, indent=2))
     else:
         q = report["queues"]
         click.echo(f"broker: {q['broker']} ({'reachable' if q['reachable'] else 'UNREACHABLE'})")
@@ -383,7 +380,8 @@ def register(app: Flask) -> None:
 
 
 def main() -> None:
-    """Entry point of the `scn-workflow` console script."""
-    from scn_workflow.app import create_app
-    FlaskGroup(create_app=create_app, add_default_commands=False, load_dotenv=False,
-               help="scn-workflow: the ASCN nomination workflow.")(prog_name="scn-workflow")
+    """Entry point of the `scn-workflow` console script. Flask finds the factory by its import
+    path, as `flask --app` does: this module does not import app.py, which imports it."""
+    app = ScriptInfo(app_import_path="scn_workflow.app:create_app", load_dotenv_defaults=False)
+    FlaskGroup(add_default_commands=False, load_dotenv=False,
+               help="scn-workflow: the ASCN nomination workflow.")(prog_name="scn-workflow", obj=app)

@@ -4,10 +4,10 @@ from flask_smorest import Blueprint
 
 from scn_workflow.api.auth import current_actor
 from scn_workflow.api.docs import errors
+from scn_workflow.current import svc
 from scn_workflow.schemas.api import (CycleCreate, CycleOut, MemberStateOut, MemberStatePatch, OverrideOut,
                                       OverrideRequest, UserCreate, UserOut, WebhookCreate, WebhookOut)
 from scn_workflow.services import admin, users, webhooks
-from scn_workflow.web import svc
 
 blp = Blueprint("admin", __name__, url_prefix="/api/v1", description="Administration (admins)")
 SECURITY = [{"bearer": []}]

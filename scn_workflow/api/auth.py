@@ -1,17 +1,13 @@
-"""Bearer tokens on requests, preconditions (If-Match), and a small rate limiter."""
+"""Bearer tokens on requests, and preconditions (If-Match)."""
 
 from __future__ import annotations
 
-import threading
-import time
-from collections import deque
-
 from flask import g, request
-from werkzeug.exceptions import HTTPException, PreconditionFailed, PreconditionRequired, Unauthorized
+from werkzeug.exceptions import PreconditionFailed, PreconditionRequired, Unauthorized
 
+from scn_workflow.current import svc
 from scn_workflow.domain.model import Actor
 from scn_workflow.services import tokens
-from scn_workflow.web import svc
 
 
 def current_actor() -> Actor:
@@ -48,29 +44,3 @@ def required_version() -> int | None:
         raise PreconditionFailed(f"If-Match {header!r} names no version of this nomination.")
     return int(value)
 
-
-class TooManyRequests(HTTPException):
-    code = 429
-    description = "Too many attempts; wait a minute and try again."
-
-
-class RateLimiter:
-    """At most `limit` attempts per key in a sliding window (per process)."""
-
-    def __init__(self, limit: int, window_s: float):
-        self.limit, self.window_s = limit, window_s
-        self._hits: dict[str, deque] = {}
-        self._lock = threading.Lock()
-
-    def hit(self, key: str) -> None:
-        now = time.monotonic()
-        with self._lock:
-            hits = self._hits.setdefault(key, deque())
-            while hits and hits[0] <= now - self.window_s:
-                hits.popleft()
-            if len(hits) >= self.limit:
-                raise TooManyRequests()
-            hits.append(now)
-            if len(self._hits) > 10_000:  # forget idle keys
-                for stale in [k for k, v in self._hits.items() if not v or v[-1] <= now - self.window_s]:
-                    del self._hits[stale]

@@ -10,12 +10,12 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from scn_workflow.api.auth import current_actor, etag, required_version
 from scn_workflow.api.docs import errors
+from scn_workflow.current import svc
 from scn_workflow.domain.errors import InvalidInput
 from scn_workflow.domain.model import Actor, Nomination
 from scn_workflow.schemas.api import AttachmentForm, AttachmentOut, CheckList, EventList, ListQuery, NominationPage
 from scn_workflow.schemas.nominations import NominationContent, NominationCreate, NominationOut, TransitionRequest
 from scn_workflow.services import attachments, idempotency, nominations
-from scn_workflow.web import svc
 
 blp = Blueprint("nominations", __name__, url_prefix="/api/v1/nominations", description="Nominations")
 SECURITY = [{"bearer": []}]

@@ -6,10 +6,12 @@ from werkzeug.exceptions import Forbidden
 
 from scn_workflow.api.auth import current_actor
 from scn_workflow.api.docs import errors
+from scn_workflow.current import svc
 from scn_workflow.domain.model import Actor, Role
+from scn_workflow.jsonable import jsonable
+from scn_workflow.retries import retry_publisher
 from scn_workflow.schemas.api import FailureList, FailureOut, QueuesReport, StatusOut
 from scn_workflow.services import failures, ops, relay
-from scn_workflow.web import svc
 
 blp = Blueprint("ops", __name__, url_prefix="/api/v1/ops", description="Operations (operators and admins)")
 SECURITY = [{"bearer": []}]
@@ -20,15 +22,6 @@ def operator() -> Actor:
     if actor.role not in (Role.OPERATOR, Role.ADMIN):
         raise Forbidden("Only operators and admins may see and act on operations.")
     return actor
-
-
-def retry_publisher():
-    """Where a retried failure goes: the broker, or the embedded worker in this process."""
-    if svc().settings.broker_url:
-        from scn_workflow.workers import publisher
-        return publisher(current_app.extensions["celery"])
-    worker = current_app.extensions["scn_embedded_worker"]
-    return lambda queue, event_id, **_: worker.perform_later(queue, event_id)
 
 
 @blp.get("/queues")
@@ -80,13 +73,5 @@ def get_status():
     """Everything at a glance and the list of what is wrong (what `scn-workflow ops status` prints)."""
     operator()
     result = ops.status(svc(), current_app.extensions["celery"])
-    return {"ok": result.ok, "problems": result.problems, "report": _plain(result.report)}
+    return {"ok": result.ok, "problems": result.problems, "report": jsonable(result.report)}
 
-
-def _plain(value):
-    from datetime import datetime
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value.isoformat() if isinstance(value, datetime) else value

@@ -3,10 +3,10 @@
 from flask_smorest import Blueprint
 
 from scn_workflow.api.docs import errors
+from scn_workflow.current import svc
 from scn_workflow.domain import workflow
 from scn_workflow.schemas.api import CycleOut, MemberStateOut, WorkflowOut
 from scn_workflow.services import admin
-from scn_workflow.web import svc
 
 blp = Blueprint("reference", __name__, url_prefix="/api/v1", description="Member states, cycles, workflow")
 

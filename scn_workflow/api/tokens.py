@@ -1,21 +1,16 @@
 """POST /api/v1/tokens: a username and password for a bearer token."""
 
-from flask import current_app, request
+from flask import request
 from flask_smorest import Blueprint
 from werkzeug.exceptions import Unauthorized
 
-from scn_workflow.api.auth import RateLimiter
 from scn_workflow.api.docs import errors
+from scn_workflow.current import svc
+from scn_workflow.ratelimit import limiter
 from scn_workflow.schemas.api import TokenOut, TokenRequest
 from scn_workflow.services import tokens
-from scn_workflow.web import svc
 
 blp = Blueprint("tokens", __name__, url_prefix="/api/v1/tokens", description="Bearer tokens")
-
-
-def _attempts() -> RateLimiter:
-    """One limiter per app (tests build many apps in one process)."""
-    return current_app.extensions.setdefault("scn_token_attempts", RateLimiter(limit=10, window_s=60))
 
 
 @blp.post("")
@@ -27,7 +22,7 @@ def create_token(body):
 
     A wrong password and an unknown user get the same answer. Ten attempts a minute per
     address and username."""
-    _attempts().hit(f"{request.remote_addr}|{body['username']}")
+    limiter("token_requests").hit(f"{request.remote_addr}|{body['username']}")
     issued = tokens.issue(svc(), body["username"], body["password"])
     if issued is None:
         raise Unauthorized("The username or password is wrong.")

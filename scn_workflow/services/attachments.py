@@ -11,7 +11,8 @@ from scn_workflow.db import tables as t
 from scn_workflow.domain.errors import InvalidInput, NotFound
 from scn_workflow.domain.model import Actor
 from scn_workflow.services import Services
-from scn_workflow.services.nominations import _load, load_draft_for_change, valid_id
+from scn_workflow.services.nominations import (ATTACHMENT_COLUMNS, attachment_entry, load_draft_for_change,
+                                              load_visible, valid_id)
 
 KINDS = ("action_plan", "supporting_document")
 MAX_BYTES = 8 * 1024 * 1024
@@ -58,36 +59,24 @@ def add(svc: Services, actor: Actor, nomination_id: int, kind: str, filename: st
     return {"id": new_id, "kind": kind, "filename": safe_name, "sha256": digest, "size": len(content)}
 
 
-COLUMNS = (t.attachments.c.id, t.attachments.c.kind, t.attachments.c.filename, t.attachments.c.content_hash,
-           t.attachments.c.size, t.attachments.c.uploaded_at)
-"""What a listing shows of an attachment, in the order `entry` reads them."""
-
-
-def entry(values) -> dict:
-    """One attachment as listed, from the values of COLUMNS."""
-    id_, kind, filename, content_hash, size, uploaded_at = values
-    return {"id": id_, "kind": kind, "filename": filename, "sha256": content_hash, "size": size,
-            "uploaded_at": uploaded_at}
-
-
 def listing(svc: Services, nomination_ids: list[int]) -> dict[int, list[dict]]:
     """Attachments of the given nominations, by nomination id."""
     out: dict[int, list[dict]] = {i: [] for i in nomination_ids}
     if not nomination_ids:
         return out
     with svc.uow(read_only=True) as uow:
-        rows = uow.session.execute(sa.select(t.attachments.c.nomination_id, *COLUMNS)
+        rows = uow.session.execute(sa.select(t.attachments.c.nomination_id, *ATTACHMENT_COLUMNS)
                                    .where(t.attachments.c.nomination_id.in_(nomination_ids))
                                    .order_by(t.attachments.c.id))
         for row in rows:
-            out[row[0]].append(entry(row[1:]))
+            out[row[0]].append(attachment_entry(row[1:]))
     return out
 
 
 def open_file(svc: Services, actor: Actor, nomination_id: int, attachment_id: int) -> tuple[str, dict]:
     """The stored file's path and its record, for someone who may see the nomination."""
     with svc.uow() as uow:
-        _load(uow, actor, nomination_id)
+        load_visible(uow, actor, nomination_id)
         row = uow.session.execute(sa.select(t.attachments).where(
             t.attachments.c.id == attachment_id, t.attachments.c.nomination_id == nomination_id)).one_or_none() \
             if valid_id(attachment_id) else None

@@ -36,6 +36,18 @@ def valid_id(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_ID
 
 
+ATTACHMENT_COLUMNS = (t.attachments.c.id, t.attachments.c.kind, t.attachments.c.filename,
+                      t.attachments.c.content_hash, t.attachments.c.size, t.attachments.c.uploaded_at)
+"""What a listing shows of an attachment, in the order `attachment_entry` reads them."""
+
+
+def attachment_entry(values) -> dict:
+    """One attachment as listed, from the values of ATTACHMENT_COLUMNS."""
+    id_, kind, filename, content_hash, size, uploaded_at = values
+    return {"id": id_, "kind": kind, "filename": filename, "sha256": content_hash, "size": size,
+            "uploaded_at": uploaded_at}
+
+
 # The statements on the path of every transition are built once, with bound parameters: building
 # and hashing a statement costs more CPU than running its cached compiled form. (Built on first use:
 # the ORM entities are mapped only when the first Services starts.)
@@ -44,9 +56,8 @@ def valid_id(value) -> bool:
 def _loader(files: bool, lock_member_state: bool) -> sa.Select:
     """A nomination by id. `files`: with its attachments, one row per attachment (an outer join),
     oldest first. `lock_member_state`: its member state's row locked (FOR UPDATE) by the same statement."""
-    from scn_workflow.services.attachments import COLUMNS  # it imports this module
     n, a, m = t.nominations.c, t.attachments.c, t.member_states.c
-    stmt = sa.select(Nomination, *(COLUMNS if files else ()))
+    stmt = sa.select(Nomination, *(ATTACHMENT_COLUMNS if files else ()))
     if files:
         stmt = stmt.outerjoin(t.attachments, a.nomination_id == n.id).order_by(a.id)
     if lock_member_state:
@@ -54,7 +65,7 @@ def _loader(files: bool, lock_member_state: bool) -> sa.Select:
     return stmt.where(n.id == sa.bindparam("nomination_id"))
 
 
-def _load(uow: UnitOfWork, actor: Actor, nomination_id, *, files: bool = False,
+def load_visible(uow: UnitOfWork, actor: Actor, nomination_id, *, files: bool = False,
           lock_member_state: bool = False) -> Nomination:
     """The nomination, if the actor may see it. With `files`, its attachments come in the same
     query, as `nomination.files`: what `attachments.listing` would answer. With `lock_member_state`
@@ -63,12 +74,11 @@ def _load(uow: UnitOfWork, actor: Actor, nomination_id, *, files: bool = False,
     if not valid_id(nomination_id):
         pass
     elif files or lock_member_state:
-        from scn_workflow.services.attachments import entry
         rows = uow.session.execute(_loader(files, lock_member_state), {"nomination_id": nomination_id}).all()
         if rows:
             nomination = rows[0][0]
             if files:
-                nomination.files = [entry(row[1:]) for row in rows if row[1] is not None]
+                nomination.files = [attachment_entry(row[1:]) for row in rows if row[1] is not None]
     else:
         nomination = uow.session.get(Nomination, nomination_id)
     if nomination is None or not can_see(actor, nomination):
@@ -186,7 +196,7 @@ def load_draft_for_change(uow: UnitOfWork, actor: Actor, nomination_id: int, exp
                           refusal: str = "Only a drafted nomination can be edited; this one is {state}.",
                           files: bool = False) -> Nomination:
     """A drafted nomination the actor (a submitter of its member state) may change, at the version expected."""
-    nomination = _load(uow, actor, nomination_id, files=files)
+    nomination = load_visible(uow, actor, nomination_id, files=files)
     if actor.role is not Role.SUBMITTER or actor.member_state != nomination.member_state:
         raise Forbidden(f"Only a submitter of member state {nomination.member_state} may {what}.",
                         [Violation("submitter_of_member_state", "You may not change this nomination.")])
@@ -252,7 +262,7 @@ def fire(svc: Services, actor: Actor, nomination_id: int, trigger: str, expected
         # A trigger that counts the member state's nominations locks the member state; on PostgreSQL
         # the statement that loads the nomination does it (SQLite's writers are serialised anyway).
         lock = uow.dialect == "postgresql" and _counts_member_state(trigger)
-        nomination = _load(uow, actor, nomination_id, files=files, lock_member_state=lock)
+        nomination = load_visible(uow, actor, nomination_id, files=files, lock_member_state=lock)
         _expect_version(nomination, expected_version)
         facts = gather_facts(uow, nomination, trigger, actor, svc.clock(), comment=comment, assessment=assessment,
                              member_state_locked=lock)
@@ -271,7 +281,7 @@ def _counts_member_state(trigger) -> bool:
 def get(svc: Services, actor: Actor, nomination_id: int, *, files: bool = False) -> Nomination:
     """One nomination the actor may see (`files`: with its attachments as `nomination.files`)."""
     with svc.uow(read_only=True) as uow:
-        return _load(uow, actor, nomination_id, files=files)
+        return load_visible(uow, actor, nomination_id, files=files)
 
 
 def allowed_triggers(svc: Services, actor: Actor, nomination: Nomination) -> list[str]:
@@ -281,7 +291,7 @@ def allowed_triggers(svc: Services, actor: Actor, nomination: Nomination) -> lis
 def events(svc: Services, actor: Actor, nomination_id: int) -> list[dict]:
     """The audit trail of one nomination, oldest first, with hashes."""
     with svc.uow(read_only=True) as uow:
-        _load(uow, actor, nomination_id)
+        load_visible(uow, actor, nomination_id)
         rows = uow.session.execute(sa.select(t.events).where(t.events.c.nomination_id == nomination_id)
                                    .order_by(t.events.c.seq)).mappings().all()
         return [dict(row) for row in rows]
@@ -290,7 +300,7 @@ def events(svc: Services, actor: Actor, nomination_id: int) -> list[dict]:
 def checks(svc: Services, actor: Actor, nomination_id: int) -> list[dict]:
     """The automated checks of the latest submission, if any ran."""
     with svc.uow(read_only=True) as uow:
-        _load(uow, actor, nomination_id)
+        load_visible(uow, actor, nomination_id)
         latest = sa.select(t.checks.c.event_id).where(t.checks.c.nomination_id == nomination_id) \
             .order_by(t.checks.c.ran_at.desc(), t.checks.c.id.desc()).limit(1).scalar_subquery()
         rows = uow.session.execute(sa.select(t.checks).where(t.checks.c.event_id == latest)

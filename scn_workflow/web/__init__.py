@@ -1,39 +1,18 @@
 """The HTTP side: thin views that parse, call one use case, and render."""
 
-from flask import current_app
+import logging
 
-from scn_workflow.services import Services
+from flask import request
 
+from scn_workflow import logs
+from scn_workflow.web import admin_pages, errors, health, metrics, ops_pages, pages, session, ui
 
-def svc() -> Services:
-    return current_app.extensions["scn"]
-
-
-def error_page(err):
-    """An HTTP error, or a refusal of the domain raised by a page, as the HTML error page."""
-    from flask import render_template
-    from werkzeug.exceptions import HTTPException, InternalServerError, default_exceptions
-
-    from scn_workflow.domain.errors import DomainError
-    from scn_workflow.services.attachments import MAX_BYTES
-
-    if isinstance(err, DomainError):
-        err = default_exceptions.get(err.status, InternalServerError)(err.detail)
-    if not isinstance(err, HTTPException):
-        return None
-    return render_template("error.html", error=err, upload_limit_mib=MAX_BYTES // (1024 * 1024)), err.code
+request_log = logging.getLogger("scn_workflow.http")
 
 
 def install_pages(app, *, production: bool) -> None:
     """The HTML side: sign-in with secure session cookies, CSRF on every form, pages, error pages,
     request logs with a correlation id, /metrics."""
-    import logging
-    request_log = logging.getLogger("scn_workflow.http")
-    from flask import request
-
-    from scn_workflow import logs
-    from scn_workflow.web import admin_pages, health, metrics, ops_pages, pages, session, ui
-
     app.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",
                       SESSION_COOKIE_SECURE=production, PERMANENT_SESSION_LIFETIME=8 * 3600)
     for blueprint in (health.bp, pages.bp, session.bp, ui.bp, admin_pages.bp, ops_pages.bp):
@@ -69,5 +48,4 @@ def install_pages(app, *, production: bool) -> None:
                                         "frame-ancestors 'none'")
         return response
 
-    app.extensions["scn_sign_in_attempts"] = session.RateLimiter(limit=10, window_s=60)
-    app.extensions["scn_html_error"] = error_page
+    app.extensions["scn_html_error"] = errors.error_page

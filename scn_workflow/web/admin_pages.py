@@ -7,11 +7,12 @@ from datetime import datetime, timezone
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from marshmallow import ValidationError
 
+from scn_workflow.current import svc
 from scn_workflow.domain.errors import DomainError, InvalidInput
 from scn_workflow.domain.model import Role
 from scn_workflow.schemas.api import CycleCreate, MemberStatePatch, OverrideRequest, UserCreate
 from scn_workflow.services import admin, users
-from scn_workflow.web import error_page, svc
+from scn_workflow.web.errors import error_page
 from scn_workflow.web.session import current_user, login_required
 
 bp = Blueprint("admin_pages", __name__, url_prefix="/admin")

@@ -3,7 +3,7 @@
 import sqlalchemy as sa
 from flask import Blueprint, jsonify
 
-from scn_workflow.web import svc
+from scn_workflow.current import svc
 
 bp = Blueprint("health", __name__)
 

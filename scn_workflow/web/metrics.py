@@ -15,10 +15,10 @@ from flask import Blueprint, Response, g, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from scn_workflow.current import svc
 from scn_workflow.db import tables as t
 from scn_workflow.domain.workflow import STATES
 from scn_workflow.services import ops, relay
-from scn_workflow.web import svc
 
 bp = Blueprint("metrics", __name__)
 REGISTRY = CollectorRegistry(auto_describe=True)

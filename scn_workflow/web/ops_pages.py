@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, flash, redirect, render_template, url_for
 
+from scn_workflow.current import svc
 from scn_workflow.domain.errors import DomainError
 from scn_workflow.domain.model import Role
+from scn_workflow.retries import retry_publisher
 from scn_workflow.services import failures, ops
-from scn_workflow.web import svc
 from scn_workflow.web.session import current_user, login_required
 
 bp = Blueprint("ops_pages", __name__, url_prefix="/ops")
@@ -43,7 +44,6 @@ def dashboard():
 @bp.post("/failures/<int:failure_id>/<action>")
 @login_required(Role.OPERATOR, Role.ADMIN)
 def act_on_failure(failure_id, action):
-    from scn_workflow.api.ops import retry_publisher
     try:
         if action == "retry":
             failures.retry(svc(), failure_id, current_user(), retry_publisher())

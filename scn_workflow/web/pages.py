@@ -2,9 +2,9 @@
 
 from flask import Blueprint, render_template, request
 
+from scn_workflow.current import svc
 from scn_workflow.domain.workflow import STATES
 from scn_workflow.services import nominations
-from scn_workflow.web import svc
 
 bp = Blueprint("pages", __name__)
 

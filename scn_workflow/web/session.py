@@ -6,19 +6,15 @@ import hmac
 import secrets
 from functools import wraps
 
-from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, session, url_for
+from flask import Blueprint, abort, flash, g, redirect, render_template, request, session, url_for
+from werkzeug.exceptions import TooManyRequests
 
-from scn_workflow.api.auth import RateLimiter, TooManyRequests
+from scn_workflow.current import svc
 from scn_workflow.domain.model import Actor, Role
+from scn_workflow.ratelimit import limiter
 from scn_workflow.services import users
-from scn_workflow.web import svc
 
 bp = Blueprint("session", __name__)
-
-
-def sign_in_limiter() -> RateLimiter:
-    """One per app, not per module: two apps in one process (tests, a reloader) keep their own counts."""
-    return current_app.extensions.setdefault("scn_sign_in_attempts", RateLimiter(limit=10, window_s=60))
 
 
 def csrf_token() -> str:
@@ -83,7 +79,7 @@ def login():
     if request.method == "POST":
         username = request.form.get("username", "").strip()[:80]
         try:
-            sign_in_limiter().hit(f"{request.remote_addr}|{username}")
+            limiter("sign_in").hit(f"{request.remote_addr}|{username}")
         except TooManyRequests:
             return render_template("login.html", error="Too many sign-in attempts; wait a minute and try again.",
                                    username=username), 429

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, request, send_file, url_for
 
+from scn_workflow.current import svc
 from scn_workflow.domain import workflow
 from scn_workflow.domain.errors import DomainError, InvalidInput, StaleVersion
 from scn_workflow.domain.model import Role
 from scn_workflow.domain.reference import focus_areas
 from scn_workflow.services import admin, attachments, nominations
-from scn_workflow.web import error_page, svc
+from scn_workflow.web.errors import error_page
 from scn_workflow.web.forms import assessment_input, nomination_input, validate_assessment, validate_nomination
 from scn_workflow.web.session import current_user, login_required
 

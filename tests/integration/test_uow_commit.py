@@ -59,7 +59,7 @@ def test_a_version_changed_after_loading_is_refused_and_nothing_is_written(pg_sv
     world = build_world(svc)
     n = nominations.create(svc, world.submitter_id, complete_draft())
     with svc.uow() as uow:
-        loaded = nominations._load(uow, world.submitter_id, n.id)
+        loaded = nominations.load_visible(uow, world.submitter_id, n.id)
         workflow.fire(loaded, "withdraw", Facts(actor=world.submitter_id, now=svc.clock()))
         with svc.engine.begin() as other:  # someone else's change, committed meanwhile
             other.execute(sa.update(t.nominations).where(t.nominations.c.id == n.id)
