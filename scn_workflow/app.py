@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import functools
+import logging
 import os
 
 from flask import Flask
 
 from scn_workflow.config import Settings
-from scn_workflow.services import Services
+from scn_workflow.services import Services, outbox
+from scn_workflow.workers import celery_init_app, publisher
+from scn_workflow.workers.embedded import EmbeddedWorker
+
+log = logging.getLogger(__name__)
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -26,17 +32,8 @@ def create_app(test_config: dict | None = None) -> Flask:
                       MAX_CONTENT_LENGTH=10 * 1024 * 1024)
     svc = app.extensions["scn"] = Services(settings)
 
-    from scn_workflow.workers import celery_init_app, publisher
     celery = celery_init_app(app)
-    if settings.broker_url:
-        from scn_workflow.workers.background import BackgroundRelay
-        svc.after_commit = app.extensions["scn_relay"] = BackgroundRelay(svc, publisher(celery))
-    else:
-        from scn_workflow.workers.embedded import EmbeddedWorker
-        worker = app.extensions["scn_embedded_worker"] = EmbeddedWorker(svc)
-        svc.after_commit = worker.wake
-        if settings.embedded_autostart:
-            app.before_request(worker.start)
+    _wire_delivery(app, svc, celery)
 
     from scn_workflow.web import install_pages
     install_pages(app, production=settings.env == "production")
@@ -46,6 +43,25 @@ def create_app(test_config: dict | None = None) -> Flask:
     from scn_workflow.cli import register
     register(app)
     return app
+
+
+def _wire_delivery(app: Flask, svc: Services, celery) -> None:
+    """The one place that decides where messages go: Celery's broker, or the embedded worker."""
+    if svc.settings.broker_url:
+        svc.publish = publisher(celery)
+        svc.after_commit = functools.partial(_publish_after_commit, svc)
+    else:
+        worker = app.extensions["scn_embedded_worker"] = EmbeddedWorker(svc)
+        svc.publish, svc.after_commit = worker.publish, worker.wake
+        if svc.settings.embedded_autostart:
+            app.before_request(worker.start)
+
+
+def _publish_after_commit(svc: Services, event_ids: list[str]) -> None:
+    try:
+        outbox.publish(svc, event_ids)
+    except Exception:  # noqa: BLE001 - the change is committed; the sweep publishes its events
+        log.warning("outbox: publishing after commit failed, left to the sweep", exc_info=True)
 
 
 def services(app: Flask) -> Services:

@@ -21,9 +21,14 @@ class Settings:
     redeliver_after_s: float = 60.0
     # Not in DESIGN.md's table: tuning of the workers, with safe defaults.
     sweep_interval_s: float = 5.0  # SCN_SWEEP_INTERVAL_S: how often beat (or the embedded worker) sweeps
+    # SCN_SWEEP_BATCH: the most outbox rows one sweep publishes (and locks while it does); after a long
+    # broker outage the rest goes at the next sweeps instead of in one transaction of unbounded size.
+    sweep_batch: int = 500
     max_retries: int = 5  # SCN_MAX_RETRIES: retries of a task before it becomes a recorded failure
-    retry_base_s: float = 2.0  # SCN_RETRY_BASE_S: first retry delay, doubled each time (with jitter)
-    retry_cap_s: float = 300.0
+    # SCN_RETRY_BASE_S: Celery's retry_backoff, whole seconds: the n-th retry waits a random time of at
+    # most base * 2^n seconds (full jitter), never more than retry_cap_s.
+    retry_base_s: int = 1
+    retry_cap_s: int = 300
     embedded_autostart: bool = True  # start the in-process worker when SCN_BROKER_URL is unset
     # Operations thresholds (issue: operators): what `ops status` and the alerts call wrong.
     queue_max_age_s: float = 300.0  # SCN_QUEUE_MAX_AGE_S: oldest message older than this is a problem
@@ -49,8 +54,9 @@ class Settings:
             env=env.get("SCN_ENV") or "development",
             redeliver_after_s=_float(env, "SCN_REDELIVER_AFTER_S", 60.0),
             sweep_interval_s=_float(env, "SCN_SWEEP_INTERVAL_S", 5.0),
+            sweep_batch=int(_float(env, "SCN_SWEEP_BATCH", 500)),
             max_retries=int(_float(env, "SCN_MAX_RETRIES", 5)),
-            retry_base_s=_float(env, "SCN_RETRY_BASE_S", 2.0),
+            retry_base_s=max(1, int(_float(env, "SCN_RETRY_BASE_S", 1))),
             queue_max_age_s=_float(env, "SCN_QUEUE_MAX_AGE_S", 300.0),
             outbox_max_age_s=_float(env, "SCN_OUTBOX_MAX_AGE_S", 120.0),
             stuck_after_h=_float(env, "SCN_STUCK_AFTER_H", 72.0),

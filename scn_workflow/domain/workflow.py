@@ -10,6 +10,7 @@ that refuses, not only the first. Buttons, the API, the docs and the diagram rea
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 
 from transitions import Machine
@@ -22,38 +23,94 @@ STATES = ("drafted", "submitted", "reviewed", "accepted", "handed_over", "reject
 TERMINAL_STATES = ("handed_over", "rejected", "withdrawn")
 
 
+QUEUES = ("checks", "notifications", "handover", "webhooks")
+"""The Celery queues; each reacts to some events (see EventSpec.queues)."""
+
+
+class Audience(str, enum.Enum):
+    """Who hears of an event by mail."""
+    SUBMITTERS = "the member state's submitters"
+    REVIEWERS = "reviewers not of that member state"
+    REVIEWERS_IF_SUBMITTED = "reviewers, when the nomination had been submitted"
+    OPERATORS = "operators and admins"
+    LEAD_AGENCY = "the member state's lead agency"
+
+
+@dataclass(frozen=True)
+class EventSpec:
+    """An event of the audit trail: what it says happened, who is told, which queues react.
+
+    Every event also goes to the `webhooks` queue when a subscription wants it (not listed here:
+    that depends on the subscriptions, not on the event)."""
+    name: str
+    what: str  # completes "Nomination ASCN-2026-ID-001 (Makassar) ..."
+    notify: tuple[Audience, ...] = ()
+    reactions: tuple[str, ...] = ()  # queues besides notifications and webhooks
+
+    @property
+    def queues(self) -> tuple[str, ...]:
+        return self.reactions + (("notifications",) if self.notify else ())
+
+
 @dataclass(frozen=True)
 class TriggerSpec:
     trigger: str
     sources: tuple[str, ...]
     dest: str
-    event: str
+    event: EventSpec
     who: str
     permissions: tuple[r.Rule, ...]
     rules: tuple[r.Rule, ...] = ()
 
 
+_SUBMITTERS = (Audience.SUBMITTERS,)
+
 SPECS = {spec.trigger: spec for spec in (
-    TriggerSpec("submit", ("drafted",), "submitted", "nomination.submitted",
+    TriggerSpec("submit", ("drafted",), "submitted",
+                EventSpec("nomination.submitted", "was submitted and is being checked", _SUBMITTERS, ("checks",)),
                 "a submitter of that member state", (r.SUBMITTER_OF_MEMBER_STATE,),
                 (r.COMPLETE, r.CYCLE_OPEN, r.WITHIN_STATE_LIMIT)),
-    TriggerSpec("return_for_revision", ("submitted", "reviewed"), "drafted", "nomination.returned",
+    TriggerSpec("return_for_revision", ("submitted", "reviewed"), "drafted",
+                EventSpec("nomination.returned", "was returned for revision", _SUBMITTERS),
                 "a reviewer", (r.REVIEWER,), (r.COMMENT_REQUIRED,)),
-    TriggerSpec("review", ("submitted",), "reviewed", "nomination.reviewed",
+    TriggerSpec("review", ("submitted",), "reviewed", EventSpec("nomination.reviewed", "was reviewed", _SUBMITTERS),
                 "a reviewer not of that member state", (r.REVIEWER, r.REVIEWER_NOT_OF_MEMBER_STATE),
                 (r.CHECKS_FINISHED, r.NO_BLOCKING_CHECK_FAILED, r.ASSESSMENT_REQUIRED,
                  r.ASSESSMENT_COMPLETE)),
-    TriggerSpec("accept", ("reviewed",), "accepted", "nomination.accepted",
+    TriggerSpec("accept", ("reviewed",), "accepted",
+                EventSpec("nomination.accepted", "was accepted", _SUBMITTERS, ("handover",)),
                 "a reviewer other than the one who reviewed it (four eyes)", (r.REVIEWER, r.FOUR_EYES)),
-    TriggerSpec("reject", ("reviewed",), "rejected", "nomination.rejected",
+    TriggerSpec("reject", ("reviewed",), "rejected", EventSpec("nomination.rejected", "was rejected", _SUBMITTERS),
                 "a reviewer other than the one who reviewed it (four eyes)", (r.REVIEWER, r.FOUR_EYES),
                 (r.REASON_REQUIRED,)),
-    TriggerSpec("withdraw", ("drafted", "submitted"), "withdrawn", "nomination.withdrawn",
+    TriggerSpec("withdraw", ("drafted", "submitted"), "withdrawn",
+                EventSpec("nomination.withdrawn", "was withdrawn",
+                          (Audience.SUBMITTERS, Audience.REVIEWERS_IF_SUBMITTED)),
                 "a submitter of that member state", (r.SUBMITTER_OF_MEMBER_STATE,)),
-    TriggerSpec("hand_over", ("accepted",), "handed_over", "nomination.handed_over",
+    TriggerSpec("hand_over", ("accepted",), "handed_over",
+                EventSpec("nomination.handed_over", "was handed over to the lead agency",
+                          (Audience.SUBMITTERS, Audience.LEAD_AGENCY)),
                 "the system (handover worker) or an operator", (r.SYSTEM_OR_OPERATOR,),
                 (r.LEAD_AGENCY_SET, r.PACKAGE_DELIVERED)),
 )}
+
+# The events no trigger records: a draft's creation and edits, and what the workers record.
+EVENTS = {spec.name: spec for spec in (
+    EventSpec("nomination.created", "was drafted"),
+    EventSpec("nomination.updated", "was edited"),
+    *(trigger.event for trigger in SPECS.values()),
+    EventSpec("checks.completed", "has finished its automated checks and awaits review", (Audience.REVIEWERS,)),
+    EventSpec("handover.failed", "could not be handed over: delivery to the lead agency failed",
+              (Audience.OPERATORS,)),
+    EventSpec("handover.acknowledged", "was acknowledged by the lead agency"),
+)}
+TRIGGER_OF_EVENT = {spec.event.name: trigger for trigger, spec in SPECS.items()}
+
+
+def queues_for(event_name: str, subscribed: bool) -> list[str]:
+    """The queues that react to an event (webhooks only when a subscription wants it)."""
+    spec = EVENTS.get(event_name)
+    return [*(spec.queues if spec else ()), *(("webhooks",) if subscribed else ())]
 
 
 def _apply(event_data) -> None:
@@ -75,7 +132,7 @@ def _apply(event_data) -> None:
         payload["assessment"] = nomination.assessment
     nomination.version += 1
     nomination.updated_at = facts.now
-    nomination.record(SPECS[trigger].event, facts.actor.username, facts.now, source, dest,
+    nomination.record(SPECS[trigger].event.name, facts.actor.username, facts.now, source, dest,
                       comment=facts.comment or None, payload=payload)
 
 
@@ -163,7 +220,7 @@ def describe() -> dict:
             "trigger": name,
             "from": [m["from"] for m in moves],
             "to": moves[0]["to"],
-            "event": SPECS[name].event,
+            "event": SPECS[name].event.name,
             "who": SPECS[name].who,
             "permissions": [{"rule": c.name, "description": c.describe} for c in conditions if c.kind == r.PERMISSION],
             "rules": [{"rule": c.name, "description": c.describe} for c in conditions if c.kind == r.RULE],

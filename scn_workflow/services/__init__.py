@@ -16,15 +16,22 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def _no_broker(queue: str, event_id: str) -> None:
+    raise RuntimeError("no publisher is set: the app factory sets one (Celery, or the embedded worker)")
+
+
 class Services:
-    """What every use case needs: settings, a way to open a unit of work, a clock and the relay hook."""
+    """What every use case needs: settings, a way to open a unit of work, a clock, and the two hooks
+    the app factory sets: `publish(queue, event_id)` sends a message to a worker, and `after_commit`
+    receives the event ids each commit wrote."""
 
     def __init__(self, settings: Settings, session_factory: sessionmaker | None = None,
                  clock: Callable[[], datetime] = utcnow):
         self.settings = settings
         self.session_factory = session_factory or make_session_factory(make_engine(settings.database_url))
         self.clock = clock
-        self.after_commit: Callable[[list[str]], None] | None = None  # set by the outbox relay
+        self.publish: Callable[[str, str], None] = _no_broker
+        self.after_commit: Callable[[list[str]], None] | None = None
 
     @property
     def engine(self):

@@ -1,8 +1,14 @@
-"""The idempotency record: each effect of an event is written once, keyed by event id."""
+"""The idempotency record: each effect of an event is written once, keyed by event id.
+
+An effect is a name such as `mail:<address>`, `webhook:<id>`, `handover:<channel>`, `checks` or
+`done:<queue>` (the queue finished its work for the event). A queue that calls out over the network
+first claims the event (`claim:<queue>`), so that two copies of one message never call out at once.
+"""
 
 from __future__ import annotations
 
-import functools
+import enum
+from datetime import timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -11,42 +17,56 @@ from scn_workflow.db import tables as t
 from scn_workflow.db.uow import UnitOfWork
 
 
+class Outcome(enum.StrEnum):
+    """What a reaction did with an event, besides the checks' own outcomes."""
+    DONE = "done"
+    ALREADY_DONE = "already done"
+    IN_PROGRESS = "in progress elsewhere"  # another worker holds the claim; it finishes the work
+    NOT_A_SUBMISSION = "not a submission"
+    SKIPPED = "skipped"  # the submission is no longer the current one
+
+
+def _insert(uow: UnitOfWork):
+    return (postgresql.insert if uow.dialect == "postgresql" else sqlite.insert)(t.effects)
+
+
 def already_done(uow: UnitOfWork, event_id: str, effect: str) -> bool:
     return uow.session.scalar(sa.select(sa.func.count()).select_from(t.effects).where(
         t.effects.c.event_id == event_id, t.effects.c.effect == effect)) > 0
 
 
-def record_effect(uow: UnitOfWork, event_id: str, effect: str, now, detail: str | None = None) -> None:
-    """Record an effect in the caller's transaction; a duplicate fails the whole transaction."""
-    uow.session.execute(sa.insert(t.effects).values(event_id=event_id, effect=effect,
-                                                    recorded_at=now, detail=detail))
-
-
-@functools.cache
-def _insert_effects(dialect: str):
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    return insert(t.effects).on_conflict_do_nothing().returning(t.effects.c.event_id, t.effects.c.effect)
+def recorded(uow: UnitOfWork, event_id: str) -> set[str]:
+    """Every effect recorded for the event."""
+    return set(uow.session.scalars(sa.select(t.effects.c.effect).where(t.effects.c.event_id == event_id)))
 
 
 def record_effects(uow: UnitOfWork, effects: list[tuple[str, str, str | None]], now) -> list[tuple[str, str]]:
     """Record (event id, effect, detail) rows unless already there; returns the keys this call recorded.
 
-    A row another transaction is recording waits for it, then counts as not recorded here.
-    Sorted, so two workers recording overlapping sets take their locks in the same order. One
-    statement built once for any number of rows (SQLAlchemy sends them as one multi-row INSERT).
+    Sorted, so two transactions recording overlapping sets take their locks in the same order.
     """
     if not effects:
         return []
     rows = [{"event_id": e, "effect": effect, "recorded_at": now, "detail": detail}
             for e, effect, detail in sorted(effects)]
-    return [tuple(row) for row in uow.session.execute(_insert_effects(uow.dialect), rows)]
+    stmt = _insert(uow).on_conflict_do_nothing().returning(t.effects.c.event_id, t.effects.c.effect)
+    return [tuple(row) for row in uow.session.execute(stmt, rows)]
 
 
-def lock_effect(uow: UnitOfWork, event_id: str, effect: str) -> None:
-    """Hold a lock on (event, effect) for this transaction, so two workers never both perform it.
+def claim(uow: UnitOfWork, event_id: str, queue: str, now, lease_s: float) -> bool:
+    """Claim the queue's work for the event for `lease_s` seconds, in the caller's transaction.
 
-    SQLite needs none: BEGIN IMMEDIATE already serialises writers.
+    False when another worker holds a claim younger than that. A worker that dies holding a claim
+    loses it when the lease ends, and the sweep's next publishing of the event then goes ahead.
     """
-    if uow.dialect == "postgresql":
-        uow.session.execute(sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
-                            {"key": f"{event_id}/{effect}"})
+    insert = _insert(uow).values(event_id=event_id, effect=f"claim:{queue}", recorded_at=now)
+    stmt = insert.on_conflict_do_update(
+        index_elements=[t.effects.c.event_id, t.effects.c.effect], set_={"recorded_at": now},
+        where=t.effects.c.recorded_at < now - timedelta(seconds=lease_s)).returning(t.effects.c.event_id)
+    return uow.session.execute(stmt).first() is not None
+
+
+def release(uow: UnitOfWork, event_id: str, queue: str) -> None:
+    """Give up the claim, in the caller's transaction, so that a retry may claim the work at once."""
+    uow.session.execute(sa.delete(t.effects).where(t.effects.c.event_id == event_id,
+                                                   t.effects.c.effect == f"claim:{queue}"))

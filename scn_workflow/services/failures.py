@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from scn_workflow.db import tables as t
 from scn_workflow.domain.errors import Conflict, Forbidden, NotFound, Violation
 from scn_workflow.domain.model import Actor, Role
-from scn_workflow.services import Services
+from scn_workflow.services import Services, outbox
 
 
 def record(svc: Services, *, task: str, event_id: str | None, arguments: list, error: str, attempts: int) -> int:
@@ -43,13 +43,12 @@ def _resolve(svc: Services, failure_id: int, actor: Actor, status: str) -> dict:
         return {**row, **resolved}  # the row as it now stands
 
 
-def retry(svc: Services, failure_id: int, actor: Actor, publisher) -> dict:
+def retry(svc: Services, failure_id: int, actor: Actor) -> dict:
     """Publish the failed work again (its retries start afresh) and mark the failure retried."""
-    from scn_workflow.services.reactions import reopen
     row = _resolve(svc, failure_id, actor, "retried")
     queue, event_id = row["arguments"]
-    reopen(svc, queue, event_id)
-    publisher(queue, [event_id])
+    outbox.reopen(svc, queue, event_id)
+    svc.publish(queue, event_id)
     return row
 
 

@@ -11,9 +11,9 @@ from scn_workflow.db import tables as t
 from scn_workflow.domain.errors import DomainError
 from scn_workflow.domain.model import SYSTEM, MemberState, Nomination
 from scn_workflow.services import Services, mailer, nominations
-from scn_workflow.services.effects import already_done, lock_effect, record_effect
-from scn_workflow.services.relay import mark_done
-from scn_workflow.services.webhooks import DeliveryFailed, _json, post
+from scn_workflow.services.effects import Outcome, claim, record_effects, recorded, release
+from scn_workflow.services.outbox import mark_done
+from scn_workflow.services.webhooks import DeliveryFailed, post, to_json
 
 
 def package(uow, nomination: Nomination) -> dict:
@@ -33,66 +33,75 @@ def package(uow, nomination: Nomination) -> dict:
                             for row in events]}
 
 
-def _record_delivery(uow, svc, nomination_id, event_id, channel, target, status, detail):
-    """Record one delivery attempt (and, when accepted, its effect) in the caller's transaction."""
-    attempts = uow.session.scalar(sa.select(sa.func.count()).select_from(t.deliveries).where(
-        t.deliveries.c.event_id == event_id, t.deliveries.c.channel == channel)) + 1
-    uow.session.execute(sa.insert(t.deliveries).values(
-        nomination_id=nomination_id, event_id=event_id, channel=channel, target=target, status=status,
-        attempts=attempts, detail=detail[:2000], created_at=svc.clock()))
-    if status == "accepted":
-        record_effect(uow, event_id, f"handover:{channel}", svc.clock(), target)
-
-
-def deliver(svc: Services, event_id: str) -> str:
-    """Deliver the package for the acceptance `event_id` and fire hand_over. Raises to be retried."""
+def _record_delivery(svc, nomination_id, event_id, channel, target, status, detail) -> None:
+    """Record one delivery attempt (and, when accepted, its effect) in a transaction of its own."""
     with svc.uow() as uow:
-        if already_done(uow, event_id, "done:handover"):
-            return "already done"
+        attempts = uow.session.scalar(sa.select(sa.func.count()).select_from(t.deliveries).where(
+            t.deliveries.c.event_id == event_id, t.deliveries.c.channel == channel)) + 1
+        uow.session.execute(sa.insert(t.deliveries).values(
+            nomination_id=nomination_id, event_id=event_id, channel=channel, target=target, status=status,
+            attempts=attempts, detail=detail[:2000], created_at=svc.clock()))
+        if status == "accepted":
+            record_effects(uow, [(event_id, f"handover:{channel}", target)], svc.clock())
+        uow.commit()
+
+
+def deliver(svc: Services, event_id: str) -> Outcome:
+    """Deliver the package for the acceptance `event_id` to the lead agency, then fire hand_over.
+    Each channel is called, then recorded; raises DeliveryFailed for Celery to retry."""
+    with svc.uow() as uow:
+        done = recorded(uow, event_id)
+        if "done:handover" in done:
+            return Outcome.ALREADY_DONE
+        if not claim(uow, event_id, "handover", svc.clock(), svc.settings.redeliver_after_s):
+            return Outcome.IN_PROGRESS
         nomination_id = uow.session.scalar(sa.select(t.events.c.nomination_id).where(t.events.c.event_id == event_id))
         nomination = uow.session.get(Nomination, nomination_id)
         agency = uow.session.get(MemberState, nomination.member_state)
-        body = _json(package(uow, nomination)).encode("utf-8")
-    if nomination.state == "accepted":
-        channels = []
-        if agency and agency.lead_agency_webhook_url:
-            channels.append("webhook")
-        if agency and agency.lead_agency_email:
-            channels.append("email")
-        if not channels:
-            raise DeliveryFailed(f"No lead agency webhook or email is set for member state {nomination.member_state}.")
-        for channel in channels:
-            target = agency.lead_agency_webhook_url if channel == "webhook" else agency.lead_agency_email
-            with svc.uow() as uow:
-                # Held until the attempt is recorded: a redelivery running at the same time (the
-                # sweep re-publishes slow work) waits here, then finds the delivery done.
-                lock_effect(uow, event_id, f"handover:{channel}")
-                if already_done(uow, event_id, f"handover:{channel}"):
-                    continue  # delivered by an earlier attempt
-                try:
-                    if channel == "webhook":
-                        status = post(target, agency.lead_agency_webhook_secret or "", "nomination.accepted",
-                                      event_id, body)
-                        detail = f"answered {status}"
-                    else:
-                        detail = mailer.send(svc.settings, _package_mail(svc, nomination, agency, event_id, body))
-                except (DeliveryFailed, OSError) as exc:
-                    _record_delivery(uow, svc, nomination.id, event_id, channel, target, "failed", str(exc))
-                    uow.commit()
-                    raise DeliveryFailed(str(exc)) from None
-                _record_delivery(uow, svc, nomination.id, event_id, channel, target, "accepted", detail)
-                uow.commit()
-        current = nominations.get(svc, SYSTEM, nomination.id)
-        if current.state == "accepted":
-            try:
-                nominations.fire(svc, SYSTEM, nomination.id, "hand_over", current.version)
-            except DomainError as exc:
-                raise DeliveryFailed(f"hand_over was refused: {exc.detail}") from None
-    with svc.uow() as uow:
-        if not already_done(uow, event_id, "done:handover"):
-            mark_done(uow, event_id, "handover", svc.clock())
+        body = to_json(package(uow, nomination)).encode("utf-8")
+        uow.commit()
+    try:
+        if nomination.state == "accepted":
+            _deliver(svc, event_id, nomination, agency, body, done)
+    except Exception:
+        with svc.uow() as uow:
+            release(uow, event_id, "handover")
             uow.commit()
-    return "handed over"
+        raise
+    with svc.uow() as uow:
+        mark_done(uow, event_id, "handover", svc.clock())
+        uow.commit()
+    return Outcome.DONE
+
+
+def _deliver(svc: Services, event_id: str, nomination: Nomination, agency: MemberState, body: bytes,
+             done: set[str]) -> None:
+    channels = []
+    if agency and agency.lead_agency_webhook_url:
+        channels.append(("webhook", agency.lead_agency_webhook_url))
+    if agency and agency.lead_agency_email:
+        channels.append(("email", agency.lead_agency_email))
+    if not channels:
+        raise DeliveryFailed(f"No lead agency webhook or email is set for member state {nomination.member_state}.")
+    for channel, target in channels:
+        if f"handover:{channel}" in done:
+            continue  # delivered by an earlier attempt
+        try:
+            if channel == "webhook":
+                status = post(target, agency.lead_agency_webhook_secret or "", "nomination.accepted", event_id, body)
+                detail = f"answered {status}"
+            else:
+                detail = mailer.send(svc.settings, _package_mail(svc, nomination, agency, event_id, body))
+        except (DeliveryFailed, OSError) as exc:
+            _record_delivery(svc, nomination.id, event_id, channel, target, "failed", str(exc))
+            raise DeliveryFailed(str(exc)) from None
+        _record_delivery(svc, nomination.id, event_id, channel, target, "accepted", detail)
+    current = nominations.get(svc, SYSTEM, nomination.id)
+    if current.state == "accepted":
+        try:
+            nominations.fire(svc, SYSTEM, nomination.id, "hand_over", current.version)
+        except DomainError as exc:
+            raise DeliveryFailed(f"hand_over was refused: {exc.detail}") from None
 
 
 def _package_mail(svc, nomination, agency, event_id, body: bytes) -> EmailMessage:
@@ -115,11 +124,11 @@ def _package_mail(svc, nomination, agency, event_id, body: bytes) -> EmailMessag
 def record_failed(svc: Services, event_id: str, error: str) -> None:
     """Delivery failed for good: record `handover.failed` on the nomination (once per acceptance)."""
     with svc.uow() as uow:
-        if already_done(uow, event_id, "handover.failed"):
+        if "handover.failed" in recorded(uow, event_id):
             return
         nomination_id = uow.session.scalar(sa.select(t.events.c.nomination_id).where(t.events.c.event_id == event_id))
         nomination = uow.session.get(Nomination, nomination_id)
         now = svc.clock()
         nomination.note_handover_failed(error[:1000], event_id, now)
-        record_effect(uow, event_id, "handover.failed", now, error[:1000])
+        record_effects(uow, [(event_id, "handover.failed", error[:1000])], now)
         uow.commit()

@@ -14,13 +14,12 @@ import sqlalchemy as sa
 from scn_workflow.db import tables as t
 from scn_workflow.domain.errors import Forbidden, InvalidInput, NotFound, Violation
 from scn_workflow.domain.model import Actor, Role
+from scn_workflow.domain.workflow import EVENTS
 from scn_workflow.services import Services
-from scn_workflow.services.effects import already_done, lock_effect, record_effect
-from scn_workflow.services.relay import mark_done
+from scn_workflow.services.effects import Outcome, claim, record_effects, recorded, release
+from scn_workflow.services.outbox import mark_done
 
-EVENT_NAMES = ("nomination.created", "nomination.updated", "nomination.submitted", "nomination.returned",
-               "nomination.reviewed", "nomination.accepted", "nomination.rejected", "nomination.withdrawn",
-               "nomination.handed_over", "checks.completed", "handover.failed")
+EVENT_NAMES = tuple(EVENTS)
 
 
 class DeliveryFailed(Exception):
@@ -45,13 +44,14 @@ def post(url: str, secret: str, event_name: str, event_id: str, body: bytes, tim
         raise DeliveryFailed(f"{url} did not answer: {getattr(exc, 'reason', exc)}") from None
 
 
-def _json(value) -> str:
+def to_json(value) -> str:
+    """JSON with sorted keys, times in ISO 8601: the bodies we sign."""
     return json.dumps(value, sort_keys=True, ensure_ascii=False,
                       default=lambda v: v.isoformat() if isinstance(v, datetime) else str(v))
 
 
 def event_body(event) -> bytes:
-    return _json({"event_id": event.event_id, "event": event.name, "nomination_id": event.nomination_id,
+    return to_json({"event_id": event.event_id, "event": event.name, "nomination_id": event.nomination_id,
                   "occurred_at": event.occurred_at, "actor": event.actor, "from_state": event.from_state,
                   "to_state": event.to_state, "comment": event.comment, "payload": event.payload}).encode("utf-8")
 
@@ -86,33 +86,34 @@ def unsubscribe(svc: Services, webhook_id: int) -> None:
         uow.commit()
 
 
-def deliver_event(svc: Services, event_id: str) -> int:
-    """Call every subscription that wants this event, each once. Raises DeliveryFailed to retry."""
+def deliver_event(svc: Services, event_id: str) -> Outcome:
+    """Call every subscription that wants this event, each once: call, then record. Raises
+    DeliveryFailed (after recording the calls that succeeded) for Celery to retry the rest."""
+    now = svc.clock()
     with svc.uow() as uow:
-        if already_done(uow, event_id, "done:webhooks"):
-            return 0
+        done = recorded(uow, event_id)
+        if "done:webhooks" in done:
+            return Outcome.ALREADY_DONE
+        if not claim(uow, event_id, "webhooks", now, svc.settings.redeliver_after_s):
+            return Outcome.IN_PROGRESS
         event = uow.session.execute(sa.select(t.events).where(t.events.c.event_id == event_id)).one()
         hooks = [h for h in uow.session.execute(sa.select(t.webhooks).where(t.webhooks.c.active.is_(True)))
-                 if event.name in (h.events or [])]
-    body, calls, errors = event_body(event), 0, []
+                 if event.name in (h.events or []) and f"webhook:{h.id}" not in done]
+        uow.commit()
+    body, called, errors = event_body(event), [], []
     for hook in hooks:
-        effect = f"webhook:{hook.id}"
-        with svc.uow() as uow:
-            lock_effect(uow, event_id, effect)
-            if already_done(uow, event_id, effect):
-                continue
-            try:
-                status = post(hook.url, hook.secret, event.name, event_id, body)
-            except DeliveryFailed as exc:
-                errors.append(str(exc))
-                continue
-            record_effect(uow, event_id, effect, svc.clock(), f"{hook.url} answered {status}")
-            uow.commit()
-            calls += 1
+        try:
+            status = post(hook.url, hook.secret, event.name, event_id, body)
+            called.append((event_id, f"webhook:{hook.id}", f"{hook.url} answered {status}"))
+        except DeliveryFailed as exc:
+            errors.append(str(exc))
+    with svc.uow() as uow:
+        record_effects(uow, called, svc.clock())
+        if errors:
+            release(uow, event_id, "webhooks")
+        else:
+            mark_done(uow, event_id, "webhooks", svc.clock())
+        uow.commit()
     if errors:
         raise DeliveryFailed("; ".join(errors))
-    with svc.uow() as uow:
-        if not already_done(uow, event_id, "done:webhooks"):
-            mark_done(uow, event_id, "webhooks", svc.clock())
-            uow.commit()
-    return calls
+    return Outcome.DONE

@@ -1,14 +1,16 @@
-"""The in-process worker of embedded mode (no SCN_BROKER_URL): a thread that relays the outbox
-and performs the reactions itself, with the same handlers, retries and failure records as Celery."""
+"""The in-process worker of embedded mode (no SCN_BROKER_URL): a thread that sweeps the outbox and
+performs each message itself, with the same handlers, retry policy and failure records as Celery."""
 
 from __future__ import annotations
 
 import logging
+import queue
 import threading
-import time
 
-from scn_workflow.services import Services, relay
-from scn_workflow.services.reactions import HANDLERS, backoff, give_up
+from celery.utils.time import get_exponential_backoff_interval
+
+from scn_workflow.services import Services, outbox
+from scn_workflow.services.reactions import HANDLERS, give_up
 
 log = logging.getLogger(__name__)
 
@@ -16,11 +18,11 @@ log = logging.getLogger(__name__)
 class EmbeddedWorker:
     def __init__(self, svc: Services):
         self.svc = svc
+        self._messages: queue.SimpleQueue = queue.SimpleQueue()  # (queue, event id)
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
-        self._extra: list[tuple[str, str]] = []
 
     def start(self) -> None:
         with self._lock:
@@ -34,46 +36,51 @@ class EmbeddedWorker:
         if self._thread:
             self._thread.join(timeout)
 
-    def wake(self, _outbox_ids=None) -> None:
-        """Called after each commit: relay now rather than at the next sweep."""
+    def is_alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def publish(self, queue_name: str, event_id: str) -> None:
+        """`svc.publish` in embedded mode: the message waits for the worker thread."""
+        self._messages.put((queue_name, event_id))
         self._wake.set()
 
-    def perform_later(self, queue: str, event_ids) -> None:
-        """Queue reactions for the worker thread (an operator's retry): one event id or a list."""
-        with self._lock:
-            self._extra.extend((queue, e) for e in ([event_ids] if isinstance(event_ids, str) else event_ids))
-        self.wake()
+    def wake(self, _event_ids=None) -> None:
+        """`svc.after_commit` in embedded mode: sweep now rather than at the next interval."""
+        self._wake.set()
 
     def run_once(self) -> int:
-        """Relay what is due and perform its reactions; returns how many reactions ran."""
-        with self._lock:
-            due, self._extra = list(self._extra), []
-        relay.publish(self.svc, lambda queue, event_ids, **_: due.extend((queue, e) for e in event_ids))
-        for queue, event_id in due:
-            self.perform(queue, event_id)
-        return len(due)
-
-    def perform(self, queue: str, event_id: str) -> None:
-        settings = self.svc.settings
-        for attempt in range(settings.max_retries + 1):
+        """Publish what the outbox holds due, then perform every message; returns how many ran."""
+        outbox.publish(self.svc)
+        ran = 0
+        while True:
             try:
-                HANDLERS[queue](self.svc, event_id)
+                queue_name, event_id = self._messages.get_nowait()
+            except queue.Empty:
+                return ran
+            self.perform(queue_name, event_id)
+            ran += 1
+
+    def perform(self, queue_name: str, event_id: str) -> None:
+        """One message, retried as Celery retries it (exponential backoff, full jitter), then given up."""
+        settings = self.svc.settings
+        for retries in range(settings.max_retries + 1):
+            try:
+                HANDLERS[queue_name](self.svc, event_id)
                 return
             except Exception as exc:  # noqa: BLE001 - retried, then recorded as a failure
-                if attempt == settings.max_retries:
-                    log.warning("embedded worker: %s for %s failed for good: %s", queue, event_id, exc)
-                    give_up(self.svc, queue, event_id, f"{type(exc).__name__}: {exc}", attempt + 1)
+                if retries == settings.max_retries:
+                    log.warning("embedded worker: %s for %s failed for good: %s", queue_name, event_id, exc)
+                    give_up(self.svc, queue_name, event_id, f"{type(exc).__name__}: {exc}", retries + 1)
                     return
-                if self._stop.wait(backoff(attempt, settings.retry_base_s, settings.retry_cap_s)):
+                wait = get_exponential_backoff_interval(settings.retry_base_s, retries, settings.retry_cap_s, True)
+                if self._stop.wait(wait):
                     return
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            try:
-                while self.run_once():
-                    pass
-            except Exception:  # noqa: BLE001 - keep the worker alive; the next sweep tries again
-                log.exception("embedded worker: relay failed")
-            self._wake.wait(self.svc.settings.sweep_interval_s)
             self._wake.clear()
-            time.sleep(0.01)  # let a burst of commits gather into one relay pass
+            try:
+                self.run_once()
+            except Exception:  # noqa: BLE001 - keep the worker alive; the next sweep tries again
+                log.exception("embedded worker: the sweep failed")
+            self._wake.wait(self.svc.settings.sweep_interval_s)

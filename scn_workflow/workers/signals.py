@@ -39,9 +39,6 @@ def _record(task, outcome: str, task_id: str) -> None:
         return
     duration_ms = (time.monotonic() - started) * 1000
     event_id = task.request.args[0] if task.request.args else None
-    events = 1
-    if isinstance(event_id, list):  # a batch: its first event stands for it
-        events, event_id = len(event_id), (event_id[0] if event_id else None)
     try:
         engine = task.flask_app.extensions["scn"].engine
         # On PostgreSQL one statement, committed by itself: no BEGIN and COMMIT round trips a task.
@@ -52,7 +49,7 @@ def _record(task, outcome: str, task_id: str) -> None:
                                              "worker": task.request.hostname})
     except Exception:  # noqa: BLE001 - bookkeeping must never fail the task
         log.exception("could not record the task run")
-    log.info("task %s", outcome, extra={"task": task.name, "event_id": event_id, "events": events, "duration_ms": round(duration_ms, 1)})
+    log.info("task %s", outcome, extra={"task": task.name, "event_id": event_id, "duration_ms": round(duration_ms, 1)})
 
 
 @signals.before_task_publish.connect

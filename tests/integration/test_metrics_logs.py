@@ -129,12 +129,12 @@ NOTIFIED_EVENTS = 10
 
 
 def runs_as_expected(runs: dict) -> bool:
-    """RUNS exactly, and the notifications: the relay sends the events that fall together in one
-    message, so the 10 events that mail someone took between 1 and 10 successful tasks, none failed."""
+    """RUNS exactly, and the notifications: a task for each of the 10 events that mail someone (and
+    perhaps a sweep's copy of one, which finds it done), none failed."""
     notifications = {outcome: n for (task, outcome), n in runs.items() if task == "scn.notifications"}
     others = {key: n for key, n in runs.items() if key[0] != "scn.notifications"}
     return others == RUNS and set(notifications) == {"succeeded"} and \
-        1 <= notifications["succeeded"] <= NOTIFIED_EVENTS
+        notifications["succeeded"] >= NOTIFIED_EVENTS
 
 
 def task_runs(samples: dict) -> dict[tuple[str, str], float]:
@@ -173,14 +173,13 @@ def test_metrics_report_what_happened(stack, start_worker, tmp_path):
     # A task's run is recorded just after it returns (when its work is already marked done): the
     # worker is stopped once the last of them is in.
     wait_for(lambda: runs_as_expected(task_runs(scrape(app.test_client()))), 15,
-             what=f"the task runs {RUNS} and 1 to {NOTIFIED_EVENTS} of scn.notifications")
+             what=f"the task runs {RUNS} and {NOTIFIED_EVENTS} of scn.notifications")
     worker.stop()
 
     # With no worker: one more submission waits in its queues, and a draft made where nothing
     # relays (another process, the broker unknown to it) waits in the outbox.
     makassar = api.create("sub-id", "Makassar").get_json()
     api.fire("sub-id", makassar, "submit")
-    assert app.extensions["scn_relay"].flush()
     elsewhere = make_services(env["SCN_DATABASE_URL"], utcnow, tmp_path / "elsewhere")
     try:
         nominations.create(elsewhere, w.submitter_th, complete_draft("Chonburi"))

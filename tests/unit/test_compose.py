@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from scn_workflow.cli import COMMANDS
-from scn_workflow.services.relay import QUEUES
+from scn_workflow.domain.workflow import QUEUES
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())

@@ -1,6 +1,6 @@
-"""A notification is rendered once per event (services/notifications.py `render`) and then made
-into one mail per recipient (`compose`): each mail greets its own recipient, escaped in the HTML
-part, and is the same mail it would be if rendered for that recipient alone."""
+"""A notification (services/notifications.py): who hears of each event, read from the workflow's
+event table, and the mail each recipient gets: greeted by name, escaped in the HTML part, with a
+Message-ID that follows from the event and the recipient, so a mail sent again is the same message."""
 
 from __future__ import annotations
 
@@ -8,41 +8,87 @@ import email
 from email import policy
 from types import SimpleNamespace
 
-from scn_workflow.services.notifications import NAME_SLOT, compose, render
+import pytest
+
+from scn_workflow.domain.workflow import EVENTS, SPECS
+from scn_workflow.services.notifications import choose_recipients, compose
 
 SETTINGS = SimpleNamespace(mail_from="scn@example.org")
 EVENT = SimpleNamespace(event_id="4b1f7a52-0000-4000-8000-000000000001", name="nomination.returned",
                         comment="Please add the <b>budget</b> of the river project.", to_state="drafted")
 NOMINATION = SimpleNamespace(reference="ASCN-2018-ID-002", city_name="Makassar", member_state="ID",
                              state="drafted", cycle="ASCN-2018")
-DATE = "Sat, 28 Nov 2026 21:00:00 -0000"
 
 
-def parts(raw: bytes) -> tuple[email.message.EmailMessage, str, str]:
-    message = email.message_from_bytes(raw, policy=policy.default)
-    text, html = (part.get_content() for part in message.iter_parts())
-    return message, text, html
+def user(username, role, member_state=None):
+    return SimpleNamespace(username=username, email=f"{username}@example.org", role=role, member_state=member_state)
+
+
+USERS = [user("sub-id", "submitter", "ID"), user("sub-id2", "submitter", "ID"), user("sub-th", "submitter", "TH"),
+         user("rev-sg", "reviewer", "SG"), user("rev-id", "reviewer", "ID"), user("rev-any", "reviewer"),
+         user("ops", "operator"), user("root", "admin")]
+AGENCY = SimpleNamespace(lead_agency_name="Ministry of Home Affairs", lead_agency_email="lead@id.example")
+
+
+def parts(message) -> tuple[email.message.EmailMessage, str, str]:
+    parsed = email.message_from_bytes(message.as_bytes(), policy=policy.default)
+    text, html = (part.get_content() for part in parsed.iter_parts())
+    return parsed, text, html
 
 
 def test_each_recipient_is_greeted_by_name_and_the_html_escapes_it():
-    rendered = render(EVENT, NOMINATION)
-    first = compose(SETTINGS, EVENT, NOMINATION, "Placeholder <Officer> & Co", "officer@makassar.example", DATE,
-                    rendered)
-    second = compose(SETTINGS, EVENT, NOMINATION, "Second Placeholder", "second@makassar.example", DATE, rendered)
-    message, text, html = parts(first)
+    message, text, html = parts(compose(SETTINGS, EVENT, NOMINATION, "Placeholder <Officer> & Co",
+                                        "officer@makassar.example"))
     assert message["To"] == "officer@makassar.example"
     assert message["Subject"] == "[ASCN-2018-ID-002] Makassar was returned for revision"
+    assert message["X-SCN-Event"] == "nomination.returned" and message["X-SCN-Event-Id"] == EVENT.event_id
     assert text.startswith("Dear Placeholder <Officer> & Co,")
     assert "<p>Dear Placeholder &lt;Officer&gt; &amp; Co,</p>" in html
     assert "Please add the &lt;b&gt;budget&lt;/b&gt; of the river project." in html
-    _, text2, html2 = parts(second)
-    assert text2.startswith("Dear Second Placeholder,") and "<p>Dear Second Placeholder,</p>" in html2
-    assert NAME_SLOT.encode() not in first and NAME_SLOT.encode() not in second
 
 
-def test_rendering_once_makes_the_same_mail_as_rendering_for_each_recipient():
-    rendered = render(EVENT, NOMINATION)
-    for name, address in (("Placeholder <Officer> & Co", "officer@makassar.example"),
-                          ("Second Placeholder", "second@makassar.example")):
-        assert compose(SETTINGS, EVENT, NOMINATION, name, address, DATE, rendered) == \
-            compose(SETTINGS, EVENT, NOMINATION, name, address, DATE)
+def test_the_same_event_and_recipient_make_the_same_message_id_and_another_recipient_another():
+    first = compose(SETTINGS, EVENT, NOMINATION, "A", "officer@makassar.example")
+    again = compose(SETTINGS, EVENT, NOMINATION, "A", "officer@makassar.example")
+    other = compose(SETTINGS, EVENT, NOMINATION, "B", "second@makassar.example")
+    assert first["Message-ID"] == again["Message-ID"] == f"<{EVENT.event_id}.officer.at.makassar.example@scn-workflow>"
+    assert other["Message-ID"] != first["Message-ID"]
+
+
+def names(event_name, from_state="submitted", agency=None):
+    event = SimpleNamespace(name=event_name, from_state=from_state)
+    return [who for who, _ in choose_recipients(event, "ID", USERS, agency)]
+
+
+@pytest.mark.parametrize(("event_name", "told"), [
+    ("nomination.submitted", ["sub-id", "sub-id2"]),
+    ("checks.completed", ["rev-sg", "rev-any"]),  # never a reviewer of the nomination's own member state
+    ("nomination.returned", ["sub-id", "sub-id2"]),
+    ("nomination.accepted", ["sub-id", "sub-id2"]),
+    ("handover.failed", ["ops", "root"]),
+    ("nomination.created", []),
+    ("nomination.updated", []),
+])
+def test_who_hears_of_each_event(event_name, told):
+    assert names(event_name) == told
+
+
+def test_a_withdrawal_tells_the_reviewers_only_when_the_nomination_had_been_submitted():
+    assert names("nomination.withdrawn", from_state="drafted") == ["sub-id", "sub-id2"]
+    assert names("nomination.withdrawn", from_state="submitted") == ["sub-id", "sub-id2", "rev-sg", "rev-any"]
+
+
+def test_the_lead_agency_hears_of_the_handover_once_however_often_its_address_appears():
+    assert names("nomination.handed_over", agency=AGENCY) == ["sub-id", "sub-id2", "Ministry of Home Affairs"]
+    twice = [*USERS, user("lead", "submitter", "ID")]
+    twice[-1].email = "LEAD@id.example"
+    event = SimpleNamespace(name="nomination.handed_over", from_state="accepted")
+    addresses = [address.lower() for _, address in choose_recipients(event, "ID", twice, AGENCY)]
+    assert addresses.count("lead@id.example") == 1
+
+
+def test_every_event_a_trigger_records_is_in_the_event_table_with_its_queues():
+    assert {spec.event.name for spec in SPECS.values()} <= set(EVENTS)
+    assert EVENTS["nomination.submitted"].queues == ("checks", "notifications")
+    assert EVENTS["nomination.accepted"].queues == ("handover", "notifications")
+    assert EVENTS["nomination.created"].queues == ()
