@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
@@ -21,9 +20,9 @@ from scn_workflow.db import tables as t
 from scn_workflow.domain.model import Actor, Role
 from scn_workflow.domain.reference import ascn
 from scn_workflow.services import Services
+from tests.harness import PG_ADMIN_URL, create_database, drop_database
 
 IN_CI = os.environ.get("CI") == "true"
-PG_ADMIN_URL = os.environ.get("SCN_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 # A fixed scrypt hash of "password123", so building users costs no hashing in tests.
 PASSWORD = "password123"
 
@@ -58,20 +57,13 @@ def clock() -> Clock:
 @pytest.fixture(scope="session")
 def postgres_url():
     """A fresh, migrated PostgreSQL database for this test session, dropped at the end."""
-    name = f"scn_test_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     try:
-        with admin.connect() as connection:
-            connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        url = create_database("scn_test")
     except sa.exc.OperationalError as exc:
-        admin.dispose()
         need("PostgreSQL", f"{PG_ADMIN_URL}: {exc.orig}")
-    url = admin.url.set(database=name).render_as_string(hide_password=False)
     migrate.upgrade(url)
     yield url
-    with admin.connect() as connection:
-        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    drop_database(url)
 
 
 @pytest.fixture(scope="session")
