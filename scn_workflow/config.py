@@ -54,9 +54,9 @@ class Settings:
             env=env.get("SCN_ENV") or "development",
             redeliver_after_s=_float(env, "SCN_REDELIVER_AFTER_S", 60.0),
             sweep_interval_s=_float(env, "SCN_SWEEP_INTERVAL_S", 5.0),
-            sweep_batch=int(_float(env, "SCN_SWEEP_BATCH", 500)),
+            sweep_batch=_whole(env, "SCN_SWEEP_BATCH", 500),
             max_retries=int(_float(env, "SCN_MAX_RETRIES", 5)),
-            retry_base_s=max(1, int(_float(env, "SCN_RETRY_BASE_S", 1))),
+            retry_base_s=_whole(env, "SCN_RETRY_BASE_S", 1),
             queue_max_age_s=_float(env, "SCN_QUEUE_MAX_AGE_S", 300.0),
             outbox_max_age_s=_float(env, "SCN_OUTBOX_MAX_AGE_S", 120.0),
             stuck_after_h=_float(env, "SCN_STUCK_AFTER_H", 72.0),
@@ -90,3 +90,12 @@ def _float(env, name: str, default: float) -> float:
     if not math.isfinite(value) or value <= 0:
         raise ValueError(f"{name} must be a positive number of seconds, not {raw!r}")
     return value
+
+
+def _whole(env, name: str, default: int) -> int:
+    raw = env.get(name)
+    if not raw:
+        return default
+    if not (raw.isascii() and raw.isdigit()) or int(raw) < 1:
+        raise ValueError(f"{name} must be a whole number of 1 or more, not {raw!r}")
+    return int(raw)

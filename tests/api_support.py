@@ -41,7 +41,7 @@ def multipart(fields: dict, files: dict) -> tuple[bytes, str]:
 def make_app(url: str, instance_path, clock=None):
     """The real app (no background worker: tests run the worker's passes themselves)."""
     app = create_app({"database_url": url, "instance_path": str(instance_path), "broker_url": None,
-                      "embedded_autostart": False, "retry_base_s": 0.01, "max_retries": 1, "env": "development"})
+                      "embedded_autostart": False, "retry_base_s": 1, "max_retries": 1, "env": "development"})
     app.config["TESTING"] = True
     if clock is not None:
         app.extensions["scn"].clock = clock

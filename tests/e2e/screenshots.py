@@ -143,7 +143,7 @@ def _ops_dashboard(browser, tmp: Path, database_url: str, instance: Path) -> Pat
     server = None
     app = None
     try:
-        env = scn_env(database_url, instance, SCN_BROKER_URL=broker_url, SCN_MAX_RETRIES=1, SCN_RETRY_BASE_S=0.5,
+        env = scn_env(database_url, instance, SCN_BROKER_URL=broker_url, SCN_MAX_RETRIES=1, SCN_RETRY_BASE_S=1,
                       SCN_QUEUE_MAX_AGE_S=5, SCN_REDELIVER_AFTER_S=120, SCN_SWEEP_INTERVAL_S=5)
         app = create_app({"database_url": database_url, "broker_url": broker_url, "instance_path": str(instance)})
         svc = app.extensions["scn"]

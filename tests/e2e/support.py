@@ -48,7 +48,7 @@ def scn_env(database_url: str, instance: Path, **extra) -> dict:
     """The environment of a development install: SQLite, embedded worker, mail to .eml files."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCN_")}
     env.update(SCN_DATABASE_URL=database_url, SCN_INSTANCE_PATH=str(instance), SCN_SWEEP_INTERVAL_S="0.5",
-               SCN_RETRY_BASE_S="0.2", PYTHONPATH=str(ROOT))
+               SCN_RETRY_BASE_S="1", PYTHONPATH=str(ROOT))
     env.update({k: str(v) for k, v in extra.items()})
     return env
 

@@ -589,7 +589,7 @@ def test_embedded_worker_walks_a_nomination_to_handed_over(sqlite_url, smtp_serv
     monkeypatch.delenv("SCN_BROKER_URL", raising=False)
     app = create_app({"database_url": sqlite_url, "broker_url": None, "smtp_url": smtp_server.url,
                       "instance_path": str(tmp_path / "embedded"), "embedded_autostart": True,
-                      "sweep_interval_s": 0.2, "retry_base_s": 0.05})
+                      "sweep_interval_s": 0.2})
     svc = app.extensions["scn"]
     worker = app.extensions["scn_embedded_worker"]
     w = build_world(svc)

@@ -113,3 +113,15 @@ def test_a_redelivery_delay_that_is_not_finite_is_refused(tmp_path, raw):
         assert "SCN_REDELIVER_AFTER_S" in str(error)
     else:
         raise AssertionError(f"SCN_REDELIVER_AFTER_S={raw} was accepted")
+
+
+@pytest.mark.parametrize("name", ["SCN_RETRY_BASE_S", "SCN_SWEEP_BATCH"])
+@pytest.mark.parametrize("raw", ["0.5", "0", "-2", "two", "²"])
+def test_a_whole_number_setting_refuses_anything_else_by_name(tmp_path, name, raw):
+    with pytest.raises(ValueError, match=f"{name} must be a whole number of 1 or more"):
+        Settings.from_env(str(tmp_path), {name: raw})
+
+
+def test_whole_number_settings(tmp_path):
+    settings = Settings.from_env(str(tmp_path), {"SCN_RETRY_BASE_S": "2", "SCN_SWEEP_BATCH": "50"})
+    assert (settings.retry_base_s, settings.sweep_batch) == (2, 50)
