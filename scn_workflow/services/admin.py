@@ -18,12 +18,12 @@ def require_admin(actor: Actor) -> None:
 
 
 def member_states(svc: Services) -> list[MemberState]:
-    with svc.uow() as uow:
+    with svc.uow(read_only=True) as uow:
         return list(uow.session.scalars(sa.select(MemberState).order_by(MemberState.code)))
 
 
 def cycles(svc: Services) -> list[tuple[Cycle, list[LimitOverride]]]:
-    with svc.uow() as uow:
+    with svc.uow(read_only=True) as uow:
         found = list(uow.session.scalars(sa.select(Cycle).order_by(Cycle.opens_at, Cycle.code)))
         overrides = list(uow.session.scalars(sa.select(LimitOverride)))
     return [(c, [o for o in overrides if o.cycle_code == c.code]) for c in found]

@@ -28,7 +28,7 @@ def incident_key(problem: str) -> str:
 
 
 def _operators(svc: Services) -> list[str]:
-    with svc.uow() as uow:
+    with svc.uow(read_only=True) as uow:
         return list(uow.session.scalars(sa.select(t.users.c.email).where(
             t.users.c.role.in_(("operator", "admin")), t.users.c.active.is_(True)).order_by(t.users.c.email)))
 

@@ -75,7 +75,7 @@ def listing(svc: Services, nomination_ids: list[int]) -> dict[int, list[dict]]:
 
 def open_file(svc: Services, actor: Actor, nomination_id: int, attachment_id: int) -> tuple[str, dict]:
     """The stored file's path and its record, for someone who may see the nomination."""
-    with svc.uow() as uow:
+    with svc.uow(read_only=True) as uow:
         load_visible(uow, actor, nomination_id)
         row = uow.session.execute(sa.select(t.attachments).where(
             t.attachments.c.id == attachment_id, t.attachments.c.nomination_id == nomination_id)).one_or_none() \

@@ -38,7 +38,7 @@ def reserve(svc: Services, username: str, key: str, digest: str):
             return None
         except IntegrityError:
             pass
-    with svc.uow() as uow:
+    with svc.uow(read_only=True) as uow:
         row = uow.session.execute(sa.select(t.idempotency_keys).where(_key(username, key))).one()
     if row.request_hash != digest:
         raise Conflict("This Idempotency-Key was already used for a different request.")

@@ -87,7 +87,7 @@ def queues(svc: Services) -> dict:
     settings = svc.settings
     now = svc.clock()
     if not settings.broker_url:
-        with svc.uow() as uow:
+        with svc.uow(read_only=True) as uow:
             o = t.outbox.c
             pending, oldest = uow.session.execute(sa.select(sa.func.count(), sa.func.min(o.created_at))
                                                   .where(o.completed_at.is_(None))).one()
@@ -111,7 +111,7 @@ def workers(svc: Services, celery=None) -> list[dict]:
     """Workers that sent a heartbeat, their queues, what runs now, when last heard from; plus a live
     ping (remote control, short timeout) when a Celery app is given."""
     now = svc.clock()
-    with svc.uow() as uow:
+    with svc.uow(read_only=True) as uow:
         rows = uow.session.execute(sa.select(t.worker_heartbeats).order_by(t.worker_heartbeats.c.hostname)).all()
     answered = None
     if celery is not None and svc.settings.broker_url:
@@ -142,7 +142,7 @@ def task_outcomes(svc: Services) -> dict:
     """Per task, over the last hour and day: succeeded, retried, failed; median and p95 duration (ms)."""
     now = svc.clock()
     windows = {"hour": now - timedelta(hours=1), "day": now - timedelta(days=1)}
-    with svc.uow() as uow:
+    with svc.uow(read_only=True) as uow:
         rows = uow.session.execute(sa.select(t.task_runs.c.task, t.task_runs.c.outcome, t.task_runs.c.duration_ms,
                                              t.task_runs.c.finished_at)
                                    .where(t.task_runs.c.finished_at >= windows["day"])
@@ -169,7 +169,7 @@ def throughput(svc: Services, minutes: int = 60) -> list[dict]:
     """Tasks finished per minute over the last hour, and the queue depth samples beside them."""
     now = svc.clock()
     since = now - timedelta(minutes=minutes)
-    with svc.uow() as uow:
+    with svc.uow(read_only=True) as uow:
         finished = uow.session.scalars(sa.select(t.task_runs.c.finished_at).where(t.task_runs.c.finished_at >= since)).all()
         samples = uow.session.execute(sa.select(t.queue_samples.c.taken_at, sa.func.sum(t.queue_samples.c.depth))
                                       .where(t.queue_samples.c.taken_at >= since)
@@ -206,7 +206,7 @@ def waiting(svc: Services) -> list[dict]:
     now = svc.clock()
     limit = now - timedelta(hours=svc.settings.stuck_after_h)
     n = t.nominations.c
-    with svc.uow() as uow:
+    with svc.uow(read_only=True) as uow:
         rows = uow.session.execute(sa.select(n.id, n.reference, n.city_name, n.member_state, n.state, n.updated_at)
                                    .where(n.state.in_(("submitted", "reviewed")), n.updated_at < limit)
                                    .order_by(n.updated_at).limit(200)).all()

@@ -69,7 +69,7 @@ def _demo_users(svc: Services) -> int:
     wanted = [("admin", Role.ADMIN, None), ("operator", Role.OPERATOR, None)]
     wanted += [(name, Role.REVIEWER, ms) for name, ms in REVIEWERS]
     wanted += [(f"submitter-{m['code'].lower()}", Role.SUBMITTER, m["code"]) for m in ascn()["member_states"]]
-    with svc.uow() as uow:
+    with svc.uow(read_only=True) as uow:
         existing = set(uow.session.scalars(sa.select(User.username)))
     count = 0
     for username, role, ms in wanted:
@@ -81,7 +81,7 @@ def _demo_users(svc: Services) -> int:
 
 
 def _demo_nominations(svc: Services) -> int:
-    with svc.uow() as uow:
+    with svc.uow(read_only=True) as uow:
         rows = uow.session.execute(sa.select(t.nominations.c.cycle, t.nominations.c.city_name))
         seeded = {tuple(row) for row in rows}  # Result.tuples() is deprecated in SQLAlchemy 2.1
     count = 0
@@ -158,6 +158,6 @@ def _walk(svc: Services, cycle: str, ms: str, city: str, target: str, start: dat
 
 
 def _last_event_id(svc: Services, nomination_id: int, name: str) -> str:
-    with svc.uow() as uow:
+    with svc.uow(read_only=True) as uow:
         return uow.session.scalar(sa.select(t.events.c.event_id).where(
             t.events.c.nomination_id == nomination_id, t.events.c.name == name).order_by(t.events.c.seq.desc()).limit(1))

@@ -51,7 +51,7 @@ def create_user(svc: Services, *, username: str, password: str, email: str, role
 
 def get_actor(svc: Services, username: str) -> Actor:
     """The acting user, as the rules see them."""
-    with svc.uow() as uow:
+    with svc.uow(read_only=True) as uow:
         user = uow.session.scalar(sa.select(User).where(User.username == username, User.active.is_(True)))
         if user is None:
             raise NotFound(f"No active user named {username!r}.")
@@ -60,7 +60,7 @@ def get_actor(svc: Services, username: str) -> Actor:
 
 def authenticate(svc: Services, username: str, password: str) -> Actor | None:
     """The actor for a correct username and password, else None (the same for both mistakes)."""
-    with svc.uow() as uow:
+    with svc.uow(read_only=True) as uow:
         user = uow.session.scalar(sa.select(User).where(User.username == username, User.active.is_(True)))
         if user is None:
             check_password_hash(_dummy_hash(), password or "")
@@ -69,5 +69,5 @@ def authenticate(svc: Services, username: str, password: str) -> Actor | None:
 
 
 def list_users(svc: Services) -> list[User]:
-    with svc.uow() as uow:
+    with svc.uow(read_only=True) as uow:
         return list(uow.session.scalars(sa.select(User).order_by(User.role, User.username)))

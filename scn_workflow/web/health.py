@@ -20,8 +20,8 @@ def readyz():
     services = svc()
     checks = {}
     try:
-        with services.engine.connect() as connection:
-            connection.execute(sa.text("SELECT 1"))
+        with services.uow(read_only=True) as uow:
+            uow.session.execute(sa.text("SELECT 1"))
         checks["database"] = "ok"
     except Exception as exc:  # noqa: BLE001 - any failure means not ready; say which
         checks["database"] = f"failed: {type(exc).__name__}"

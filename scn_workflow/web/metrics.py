@@ -41,7 +41,7 @@ class DatabaseCollector:
     def collect(self):
         with self.app.app_context():
             services = svc()
-            with services.uow() as uow:
+            with services.uow(read_only=True) as uow:
                 s = uow.session
                 transitions = CounterMetricFamily("scn_transitions", "Transitions fired, by trigger", labels=["trigger"])
                 counts = dict(s.execute(sa.select(t.events.c.name, sa.func.count()).where(
