@@ -177,7 +177,8 @@ class Mailbox:
         self.sink, self.db_url, self.read = sink, db_url, 0
         self.pairs: dict[tuple[str, str], list[float]] = defaultdict(list)
         self.counts: Counter = Counter()
-        self.changed = threading.Condition()
+        self.waiting: dict[int, list[tuple[Nomination, threading.Event]]] = defaultdict(list)
+        self.lock = threading.Lock()
         self.running = True
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
@@ -193,24 +194,33 @@ class Mailbox:
                 ids = Counter(message["X-SCN-Event-Id"] or "" for _, message in new)
                 rows = connection.execute("SELECT event_id, nomination_id, name FROM events WHERE event_id = ANY(%s)",
                                           (list(ids),)).fetchall()
-                with self.changed:
+                with self.lock:
                     for at, message in new:
                         to = parseaddr(message["To"] or "")[1].lower()
                         self.pairs[(message["X-SCN-Event-Id"] or "", to)].append(at)
                     for event_id, nomination_id, name in rows:
                         self.counts[(nomination_id, name)] += ids[event_id]
-                    self.changed.notify_all()
+                    for nomination_id in {row[1] for row in rows} & self.waiting.keys():
+                        for nom, done in self.waiting[nomination_id]:
+                            if self.settled(nom):
+                                done.set()
+                        self.waiting[nomination_id] = [w for w in self.waiting[nomination_id] if not w[1].is_set()]
 
     def settled(self, nom: Nomination) -> bool:
         """Whether every mail of the nomination's transitions so far arrived."""
         return all(self.counts[(nom.id, event)] >= due for event, due in nom.mails_due().items())
 
     def settle(self, nom: Nomination, timeout: float = 300) -> bool:
-        with self.changed:
-            return self.changed.wait_for(lambda: self.settled(nom), timeout)
+        """Wait until the nomination is settled."""
+        done = threading.Event()
+        with self.lock:
+            if self.settled(nom):
+                return True
+            self.waiting[nom.id].append((nom, done))
+        return done.wait(timeout)
 
     def received(self, event_ids: set[str]) -> dict[tuple[str, str], list[float]]:
-        with self.changed:
+        with self.lock:
             return {pair: list(times) for pair, times in self.pairs.items() if pair[0] in event_ids}
 
     def close(self) -> None:
