@@ -6,6 +6,7 @@ import logging
 import os
 
 import swagger_ui_bundle
+from apispec import BasePlugin
 from flask import Flask, request, send_from_directory
 from flask_smorest import Api
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge, UnsupportedMediaType
@@ -27,13 +28,16 @@ class ProblemApi(Api):
     def handle_http_exception(self, error):
         return from_http(error)
 
-    def _register_responses(self):
-        # The documented default (and per-status) error responses are problem+json, as answered.
-        self.DEFAULT_RESPONSE_CONTENT_TYPE = "application/problem+json"
-        try:
-            super()._register_responses()
-        finally:
-            del self.DEFAULT_RESPONSE_CONTENT_TYPE
+
+class ProblemResponses(BasePlugin):
+    """The error responses flask-smorest describes for every status code (the spec's response
+    components) are documented as application/problem+json, as they are answered."""
+
+    def response_helper(self, response, **kwargs):
+        content = response.get("content", {})
+        if "application/json" in content:
+            response["content"] = {"application/problem+json": content["application/json"]}
+        return response
 
 
 def _is_api() -> bool:
@@ -73,7 +77,7 @@ def init_api(app: Flask) -> ProblemApi:
             "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
         },
     )
-    api = ProblemApi(app)
+    api = ProblemApi(app, spec_kwargs={"extra_plugins": [ProblemResponses()]})
     from scn_workflow.api import admin, nominations, ops, reference, tokens
     for module in (tokens, reference, nominations, admin, ops):
         api.register_blueprint(module.blp)
