@@ -75,9 +75,9 @@ class DatabaseCollector:
                                                  .where(t.failures.c.status == "open")))
                 yield failures
             backlog = relay.backlog(services)
-            outbox = GaugeMetricFamily("scn_outbox_unpublished", "Outbox rows not yet published")
-            outbox.add_metric([], backlog["unpublished"])
-            yield outbox
+            unpublished = GaugeMetricFamily("scn_outbox_unpublished", "Outbox rows not yet published")
+            unpublished.add_metric([], backlog["unpublished"])
+            yield unpublished
             age = GaugeMetricFamily("scn_outbox_oldest_unpublished_age_seconds", "Age of the oldest unpublished row")
             age.add_metric([], backlog["oldest_unpublished_age_s"])
             yield age
