@@ -8,7 +8,8 @@ this one) gets its own temporary database, redis-server, SMTP sink, gunicorn and
 (bench/lifecycle.py's Service), and bench/lifecycle.py's phases run on both at the same time,
 phase by phase. Whatever else the machine does then hits both alike, which figures taken minutes
 apart on a shared machine do not. Each side has about half of the machine, so the figures are
-lower than a run of lifecycle.py alone: read the ratio b/a. The other options are lifecycle.py's.
+lower than a run of lifecycle.py alone: read the ratio b/a. This one process drives both sides,
+so its CPU ("bench") is counted in full against each side. The other options are lifecycle.py's.
 Figures go to bench/results/ab.json.
 """
 

@@ -74,7 +74,7 @@ def main(argv=None) -> int:
         for nom in svc.pool[::2]:
             fire(http, nom, Fired())
         for nom in svc.pool[::2]:
-            svc.settle(nom)
+            svc.mailbox.settle(nom)
         inserted = copy_rows(svc, args.rows) if args.rows else None
         reviewers = [u for u in svc.world.users if u[1] == "reviewer"]
         submitters = [u for u in svc.world.users if u[1] == "submitter"]
