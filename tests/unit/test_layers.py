@@ -1,7 +1,7 @@
 """The layers, as the import-linter contracts of pyproject.toml ([tool.importlinter]) state them:
-web, api and cli (independent of each other) above the workers, above the use cases (services),
-above persistence (db), above the domain; and the domain imports no Flask, Celery, SQLAlchemy,
-marshmallow, kombu or redis."""
+the entry points web, api, cli and workers (independent of each other) above the use cases
+(services), above persistence (db), above the domain; and the domain imports no Flask, Celery,
+SQLAlchemy, marshmallow, kombu or redis."""
 
 import subprocess
 import sys
