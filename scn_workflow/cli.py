@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import click
 from flask import Flask, current_app
@@ -380,8 +381,9 @@ def register(app: Flask) -> None:
 
 
 def main() -> None:
-    """Entry point of the `scn-workflow` console script. Flask finds the factory by its import
-    path, as `flask --app` does: this module does not import app.py, which imports it."""
-    app = ScriptInfo(app_import_path="scn_workflow.app:create_app", load_dotenv_defaults=False)
+    """Entry point of the `scn-workflow` console script. Flask loads the factory from app.py, as
+    `flask --app` would: this module does not import app.py, which imports it. (The file's path
+    rather than a module name: Flask reads a name relative to the working directory.)"""
+    app = ScriptInfo(app_import_path=f"{Path(__file__).with_name('app.py')}:create_app", load_dotenv_defaults=False)
     FlaskGroup(add_default_commands=False, load_dotenv=False,
                help="scn-workflow: the ASCN nomination workflow.")(prog_name="scn-workflow", obj=app)
