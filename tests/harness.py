@@ -242,7 +242,7 @@ def worker_env(db_url: str, broker_url: str, smtp_url: str | None, instance: Pat
     """The environment of a web or worker process of the tree at `root`; `extra` sets more variables."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCN_")}
     env.update(SCN_DATABASE_URL=db_url, SCN_BROKER_URL=broker_url, SCN_REDELIVER_AFTER_S="3",
-               SCN_SWEEP_INTERVAL_S="0.5", SCN_RETRY_BASE_S="0.1", SCN_MAX_RETRIES="4",
+               SCN_SWEEP_INTERVAL_S="0.5", SCN_RETRY_BASE_S="1", SCN_MAX_RETRIES="4",
                SCN_INSTANCE_PATH=str(instance), PYTHONPATH=str(root))
     if smtp_url:
         env["SCN_SMTP_URL"] = smtp_url

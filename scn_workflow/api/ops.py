@@ -9,9 +9,8 @@ from scn_workflow.api.docs import errors
 from scn_workflow.current import svc
 from scn_workflow.domain.model import Actor, Role
 from scn_workflow.jsonable import jsonable
-from scn_workflow.retries import retry_publisher
 from scn_workflow.schemas.api import FailureList, FailureOut, QueuesReport, StatusOut
-from scn_workflow.services import failures, ops, relay
+from scn_workflow.services import failures, ops, outbox
 
 blp = Blueprint("ops", __name__, url_prefix="/api/v1/ops", description="Operations (operators and admins)")
 SECURITY = [{"bearer": []}]
@@ -33,7 +32,7 @@ def get_queues():
     operator()
     report = ops.queues(svc())
     report["workers"] = ops.workers(svc(), current_app.extensions["celery"] if report["reachable"] else None)
-    report["outbox"] = relay.backlog(svc())
+    report["outbox"] = outbox.backlog(svc())
     return report
 
 
@@ -53,7 +52,7 @@ def get_failures():
 @errors(blp, 401, 403, 404, 409)
 def retry_failure(failure_id):
     """Publish the failed work again; recorded with the operator's name."""
-    return failures.retry(svc(), failure_id, operator(), retry_publisher())
+    return failures.retry(svc(), failure_id, operator())
 
 
 @blp.post("/failures/<int:failure_id>/discard")

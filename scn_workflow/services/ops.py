@@ -12,7 +12,8 @@ from datetime import timedelta
 import sqlalchemy as sa
 
 from scn_workflow.db import tables as t
-from scn_workflow.services import Services, relay
+from scn_workflow.domain.workflow import QUEUES
+from scn_workflow.services import Services, outbox
 
 WORKER_SILENT_AFTER_S = 20.0
 BROKER_TIMEOUT_S = 1.0
@@ -31,7 +32,7 @@ def _redis_queues(url: str, now_ts: float) -> list[QueueReport]:
     client = redis.Redis.from_url(url, socket_timeout=BROKER_TIMEOUT_S, socket_connect_timeout=BROKER_TIMEOUT_S)
     try:
         out = []
-        for name in relay.QUEUES:
+        for name in QUEUES:
             depth = client.llen(name)
             oldest = None
             if depth:
@@ -52,7 +53,7 @@ def _amqp_queues(url: str) -> list[QueueReport]:
     out = []
     with Connection(url, connect_timeout=BROKER_TIMEOUT_S) as connection:
         channel = connection.channel()
-        for name in relay.QUEUES:
+        for name in QUEUES:
             try:
                 _, depth, _ = channel.queue_declare(queue=name, passive=True)
                 out.append(QueueReport(name, depth, None, None))
@@ -101,7 +102,7 @@ def queues(svc: Services) -> dict:
             reports = _with_deadline(lambda: _redis_queues(settings.broker_url, now.timestamp()), BROKER_TIMEOUT_S * 3)
         reachable, error = True, None
     except Exception as exc:  # noqa: BLE001 - shown as such, never raised to the page
-        reports = [QueueReport(name, None, None, f"broker unreachable: {exc}") for name in relay.QUEUES]
+        reports = [QueueReport(name, None, None, f"broker unreachable: {exc}") for name in QUEUES]
         reachable, error = False, f"{type(exc).__name__}: {exc}"
     return {"broker": settings.broker_url.split("://")[0], "reachable": reachable, "error": error,
             "queues": [r.__dict__ for r in reports]}
@@ -236,7 +237,7 @@ def status(svc: Services, celery=None) -> Status:
     queue_report = queues(svc)
     # No ping through a broker that just failed to answer: it would only wait out its own timeout.
     report = {"queues": queue_report, "workers": workers(svc, celery if queue_report["reachable"] else None),
-              "outbox": relay.backlog(svc),
+              "outbox": outbox.backlog(svc),
               "failures": len(failures.list_failures(svc, "open")), "nominations": by_state(svc),
               "waiting": waiting(svc)}
     problems = []
@@ -248,7 +249,7 @@ def status(svc: Services, celery=None) -> Status:
                             f"(threshold {settings.queue_max_age_s:.0f} s)")
     if settings.broker_url and report["queues"]["reachable"]:
         served = {name for w in report["workers"] if w["online"] for name in w["queues"]}
-        for name in relay.QUEUES:
+        for name in QUEUES:
             if name not in served:
                 problems.append(f"queue {name}: no worker online")
     if report["failures"]:

@@ -18,7 +18,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from scn_workflow.current import svc
 from scn_workflow.db import tables as t
 from scn_workflow.domain.workflow import STATES
-from scn_workflow.services import ops, relay
+from scn_workflow.services import ops, outbox
 
 bp = Blueprint("metrics", __name__)
 REGISTRY = CollectorRegistry(auto_describe=True)
@@ -74,7 +74,7 @@ class DatabaseCollector:
                 failures.add_metric([], s.scalar(sa.select(sa.func.count()).select_from(t.failures)
                                                  .where(t.failures.c.status == "open")))
                 yield failures
-            backlog = relay.backlog(services)
+            backlog = outbox.backlog(services)
             unpublished = GaugeMetricFamily("scn_outbox_unpublished", "Outbox rows not yet published")
             unpublished.add_metric([], backlog["unpublished"])
             yield unpublished

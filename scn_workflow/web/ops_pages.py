@@ -7,7 +7,6 @@ from flask import Blueprint, current_app, flash, redirect, render_template, url_
 from scn_workflow.current import svc
 from scn_workflow.domain.errors import DomainError
 from scn_workflow.domain.model import Role
-from scn_workflow.retries import retry_publisher
 from scn_workflow.services import failures, ops
 from scn_workflow.web.session import current_user, login_required
 
@@ -46,7 +45,7 @@ def dashboard():
 def act_on_failure(failure_id, action):
     try:
         if action == "retry":
-            failures.retry(svc(), failure_id, current_user(), retry_publisher())
+            failures.retry(svc(), failure_id, current_user())
             flash(f"Failure {failure_id} retried.")
         elif action == "discard":
             failures.discard(svc(), failure_id, current_user())
