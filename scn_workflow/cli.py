@@ -19,6 +19,7 @@ from scn_workflow.jsonable import jsonable
 from scn_workflow.services import audit, nominations, users
 from scn_workflow.services import checks as checks_service
 from scn_workflow.services import seed as seed_service
+from scn_workflow.services.effects import Outcome
 
 
 def _fail(err: DomainError) -> None:
@@ -218,17 +219,15 @@ def checks_run(event_id):
     """Run the checks of the submission EVENT_ID now (what the checks worker does)."""
     outcome = checks_service.run_checks(_svc(), event_id)
     click.echo(outcome)
-    if outcome == "not a submission":
+    if outcome == Outcome.NOT_A_SUBMISSION:
         sys.exit(1)
 
 
-def _publisher():
-    """Publish to the broker, or in embedded mode perform the reactions in this process."""
-    svc = _svc()
-    if svc.settings.broker_url:
-        from scn_workflow.workers import publisher
-        return publisher(current_app.extensions["celery"])
-    return None
+def _perform_published() -> int | None:
+    """Embedded mode has no worker process: a command performs what it published itself (None when a
+    broker's workers do)."""
+    worker = current_app.extensions.get("scn_embedded_worker")
+    return worker.run_once() if worker else None
 
 
 outbox_cli = AppGroup("outbox", help="The transactional outbox.")
@@ -240,15 +239,13 @@ def outbox_relay(loop):
     """Publish what is due in the outbox (embedded mode: perform its reactions here)."""
     import time
 
-    from scn_workflow.services import relay
+    from scn_workflow.services import outbox
     svc = _svc()
-    publish = _publisher()
     while True:
-        if publish is None:
-            count = current_app.extensions["scn_embedded_worker"].run_once()
-        else:
-            count = relay.publish(svc, publish)
-        click.echo(f"relayed {count} message(s); backlog {relay.backlog(svc)}")
+        count = _perform_published()
+        if count is None:
+            count = outbox.publish(svc)
+        click.echo(f"relayed {count} message(s); backlog {outbox.backlog(svc)}")
         if not loop:
             break
         time.sleep(svc.settings.sweep_interval_s)
@@ -276,15 +273,10 @@ def failures_retry(failure_id, as_user):
     """Publish a failed piece of work again."""
     from scn_workflow.services import failures
     try:
-        actor = _actor(as_user)
-        publish = _publisher()
-        if publish is None:
-            worker = current_app.extensions["scn_embedded_worker"]
-            failures.retry(_svc(), failure_id, actor, lambda q, ids, **_: [worker.perform(q, e) for e in ids])
-        else:
-            failures.retry(_svc(), failure_id, actor, publish)
+        failures.retry(_svc(), failure_id, _actor(as_user))
     except DomainError as err:
         _fail(err)
+    _perform_published()
     click.echo(f"failure {failure_id} retried")
 
 

@@ -20,7 +20,7 @@ def record(svc: Services, *, task: str, event_id: str | None, arguments: list, e
 
 
 def list_failures(svc: Services, status: str | None = "open") -> list[dict]:
-    with svc.uow() as uow:
+    with svc.uow(read_only=True) as uow:
         stmt = sa.select(t.failures).order_by(t.failures.c.id)
         if status:
             stmt = stmt.where(t.failures.c.status == status)
