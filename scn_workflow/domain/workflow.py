@@ -61,6 +61,12 @@ class TriggerSpec:
     who: str
     permissions: tuple[r.Rule, ...]
     rules: tuple[r.Rule, ...] = ()
+    comment_prompt: str | None = None  # what the comment must say, when a rule requires one
+
+    @property
+    def label(self) -> str:
+        """The trigger in words, for buttons and messages: "Return for revision"."""
+        return self.trigger.replace("_", " ").capitalize()
 
 
 _SUBMITTERS = (Audience.SUBMITTERS,)
@@ -72,7 +78,7 @@ SPECS = {spec.trigger: spec for spec in (
                 (r.COMPLETE, r.CYCLE_OPEN, r.WITHIN_STATE_LIMIT)),
     TriggerSpec("return_for_revision", ("submitted", "reviewed"), "drafted",
                 EventSpec("nomination.returned", "was returned for revision", _SUBMITTERS),
-                "a reviewer", (r.REVIEWER,), (r.COMMENT_REQUIRED,)),
+                "a reviewer", (r.REVIEWER,), (r.COMMENT_REQUIRED,), "What needs revision"),
     TriggerSpec("review", ("submitted",), "reviewed", EventSpec("nomination.reviewed", "was reviewed", _SUBMITTERS),
                 "a reviewer not of that member state", (r.REVIEWER, r.REVIEWER_NOT_OF_MEMBER_STATE),
                 (r.CHECKS_FINISHED, r.NO_BLOCKING_CHECK_FAILED, r.ASSESSMENT_REQUIRED,
@@ -82,7 +88,7 @@ SPECS = {spec.trigger: spec for spec in (
                 "a reviewer other than the one who reviewed it (four eyes)", (r.REVIEWER, r.FOUR_EYES)),
     TriggerSpec("reject", ("reviewed",), "rejected", EventSpec("nomination.rejected", "was rejected", _SUBMITTERS),
                 "a reviewer other than the one who reviewed it (four eyes)", (r.REVIEWER, r.FOUR_EYES),
-                (r.REASON_REQUIRED,)),
+                (r.REASON_REQUIRED,), "Reason for rejecting"),
     TriggerSpec("withdraw", ("drafted", "submitted"), "withdrawn",
                 EventSpec("nomination.withdrawn", "was withdrawn",
                           (Audience.SUBMITTERS, Audience.REVIEWERS_IF_SUBMITTED)),

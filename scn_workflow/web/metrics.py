@@ -17,7 +17,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from scn_workflow.current import svc
 from scn_workflow.db import tables as t
-from scn_workflow.domain.workflow import STATES
+from scn_workflow.domain.workflow import STATES, TRIGGER_OF_EVENT
 from scn_workflow.services import ops, outbox
 
 bp = Blueprint("metrics", __name__)
@@ -27,9 +27,6 @@ HTTP_REQUESTS = Counter("scn_http_requests", "HTTP requests by endpoint, method 
 HTTP_LATENCY = Histogram("scn_http_request_duration_seconds", "HTTP request latency by endpoint",
                          ["endpoint"], registry=REGISTRY,
                          buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
-TRIGGER_OF = {"nomination.submitted": "submit", "nomination.returned": "return_for_revision",
-              "nomination.reviewed": "review", "nomination.accepted": "accept", "nomination.rejected": "reject",
-              "nomination.withdrawn": "withdraw", "nomination.handed_over": "hand_over"}
 
 
 class DatabaseCollector:
@@ -45,8 +42,8 @@ class DatabaseCollector:
                 s = uow.session
                 transitions = CounterMetricFamily("scn_transitions", "Transitions fired, by trigger", labels=["trigger"])
                 counts = dict(s.execute(sa.select(t.events.c.name, sa.func.count()).where(
-                    t.events.c.name.in_(list(TRIGGER_OF))).group_by(t.events.c.name)).all())
-                for name, trigger in TRIGGER_OF.items():
+                    t.events.c.name.in_(list(TRIGGER_OF_EVENT))).group_by(t.events.c.name)).all())
+                for name, trigger in TRIGGER_OF_EVENT.items():
                     transitions.add_metric([trigger], counts.get(name, 0))
                 yield transitions
                 states = GaugeMetricFamily("scn_nominations", "Nominations by state", labels=["state"])

@@ -17,9 +17,8 @@ from scn_workflow.web.session import current_user, login_required
 bp = Blueprint("ui", __name__)
 # A refusal a page does not handle itself is an HTML error page here (the API answers problem+json).
 bp.register_error_handler(DomainError, error_page)
-LABELS = {"submit": "Submit", "withdraw": "Withdraw", "return_for_revision": "Return for revision",
-          "review": "Review", "accept": "Accept", "reject": "Reject", "hand_over": "Hand over"}
-NEEDS_COMMENT = {"return_for_revision": "What needs revision", "reject": "Reason for rejecting"}
+LABELS = {trigger: spec.label for trigger, spec in workflow.SPECS.items()}
+NEEDS_COMMENT = {trigger: spec.comment_prompt for trigger, spec in workflow.SPECS.items() if spec.comment_prompt}
 
 
 DESK_PER_PAGE = 50
