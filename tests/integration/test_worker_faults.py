@@ -198,10 +198,12 @@ PER_STATE = 40  # 5 states x 40: 200 submissions, each causing checks.completed 
 
 
 def test_sigkill_mid_stream_loses_nothing_and_repeats_only_the_same_message(any_broker_stack, smtp_server,
-                                                                           start_worker):
+                                                                           webhook_receiver, start_worker):
     stack = any_broker_stack
     svc = stack.svc
     set_limits(svc, PER_STATE)
+    webhooks.subscribe(svc, stack.world.admin, webhook_receiver.url + "/subscriber", SUB_SECRET,
+                       ["nomination.submitted", "checks.completed"])
     first = start_worker(stack.env)
     for i in range(PER_STATE):
         for ms, cities in CITIES.items():
@@ -228,6 +230,12 @@ def test_sigkill_mid_stream_loses_nothing_and_repeats_only_the_same_message(any_
     repeated = assert_nothing_lost(smtp_server, expected)
     print(f"\nSIGKILL: {total} mails expected, lost 0, repeated {repeated}")
     assert repeated <= 2 * 4, "more repeats than the mails a killed worker (-c 2) can have had in hand"
+    # The subscriber: every event called, a repeat carrying the same Idempotency-Key (the event id).
+    calls = [c for c in webhook_receiver.calls if c["path"] == "/subscriber"]
+    called = Counter(body_json(c)["event_id"] for c in calls)
+    assert set(called) == {event_id for event_id, _ in expected}
+    assert all(c["headers"]["idempotency-key"] == body_json(c)["event_id"] for c in calls)
+    print(f"SIGKILL: {len(called)} webhook calls expected, lost 0, repeated {sum(called.values()) - len(called)}")
     checks = checks_per_submission(svc)
     assert len(checks) == len(CITIES) * PER_STATE
     assert {e: names for e, names in checks.items() if names != CHECK_NAMES} == {}
