@@ -66,6 +66,18 @@ def claim(uow: UnitOfWork, event_id: str, queue: str, now, lease_s: float) -> bo
     return uow.session.execute(stmt).first() is not None
 
 
+def begin(uow: UnitOfWork, event_id: str, queue: str, now, lease_s: float) -> tuple[Outcome | None, set[str]]:
+    """Start a queue's work on an event, in the caller's transaction: (ALREADY_DONE, …) when the queue
+    is done with it, (IN_PROGRESS, …) when another worker holds the claim, else claim it and return
+    (None, the effects recorded so far)."""
+    done = recorded(uow, event_id)
+    if f"done:{queue}" in done:
+        return Outcome.ALREADY_DONE, done
+    if not claim(uow, event_id, queue, now, lease_s):
+        return Outcome.IN_PROGRESS, done
+    return None, done
+
+
 def release(uow: UnitOfWork, event_id: str, queue: str) -> None:
     """Give up the claim, in the caller's transaction, so that a retry may claim the work at once."""
     uow.session.execute(sa.delete(t.effects).where(t.effects.c.event_id == event_id,

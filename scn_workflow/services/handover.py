@@ -11,7 +11,7 @@ from scn_workflow.db import tables as t
 from scn_workflow.domain.errors import DomainError
 from scn_workflow.domain.model import SYSTEM, MemberState, Nomination
 from scn_workflow.services import Services, mailer, nominations
-from scn_workflow.services.effects import Outcome, claim, record_effects, recorded, release
+from scn_workflow.services.effects import Outcome, begin, record_effects, recorded, release
 from scn_workflow.services.outbox import mark_done
 from scn_workflow.services.webhooks import DeliveryFailed, post, to_json
 
@@ -50,11 +50,9 @@ def deliver(svc: Services, event_id: str) -> Outcome:
     """Deliver the package for the acceptance `event_id` to the lead agency, then fire hand_over.
     Each channel is called, then recorded; raises DeliveryFailed for Celery to retry."""
     with svc.uow() as uow:
-        done = recorded(uow, event_id)
-        if "done:handover" in done:
-            return Outcome.ALREADY_DONE
-        if not claim(uow, event_id, "handover", svc.clock(), svc.settings.redeliver_after_s):
-            return Outcome.IN_PROGRESS
+        busy, done = begin(uow, event_id, "handover", svc.clock(), svc.settings.redeliver_after_s)
+        if busy:
+            return busy
         nomination_id = uow.session.scalar(sa.select(t.events.c.nomination_id).where(t.events.c.event_id == event_id))
         nomination = uow.session.get(Nomination, nomination_id)
         agency = uow.session.get(MemberState, nomination.member_state)

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from scn_workflow.db import tables as t
 from scn_workflow.domain.workflow import EVENTS, Audience
 from scn_workflow.services import Services, mailer
-from scn_workflow.services.effects import Outcome, claim, record_effects, recorded, release
+from scn_workflow.services.effects import Outcome, begin, record_effects, release
 from scn_workflow.services.outbox import mark_done
 
 _templates = jinja2.Environment(loader=jinja2.PackageLoader("scn_workflow", "templates/mail"),
@@ -64,11 +64,9 @@ def notify(svc: Services, event_id: str) -> Outcome:
     """Mail everyone the event concerns, each once however often this runs: send, then record."""
     now = svc.clock()
     with svc.uow() as uow:
-        done = recorded(uow, event_id)
-        if "done:notifications" in done:
-            return Outcome.ALREADY_DONE
-        if not claim(uow, event_id, "notifications", now, svc.settings.redeliver_after_s):
-            return Outcome.IN_PROGRESS
+        busy, done = begin(uow, event_id, "notifications", now, svc.settings.redeliver_after_s)
+        if busy:
+            return busy
         event = uow.session.execute(sa.select(t.events).where(t.events.c.event_id == event_id)).one()
         nomination = uow.session.execute(sa.select(t.nominations).where(
             t.nominations.c.id == event.nomination_id)).one()

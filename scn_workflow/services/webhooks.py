@@ -16,7 +16,7 @@ from scn_workflow.domain.errors import Forbidden, InvalidInput, NotFound, Violat
 from scn_workflow.domain.model import Actor, Role
 from scn_workflow.domain.workflow import EVENTS
 from scn_workflow.services import Services
-from scn_workflow.services.effects import Outcome, claim, record_effects, recorded, release
+from scn_workflow.services.effects import Outcome, begin, record_effects, release
 from scn_workflow.services.outbox import mark_done
 
 EVENT_NAMES = tuple(EVENTS)
@@ -91,11 +91,9 @@ def deliver_event(svc: Services, event_id: str) -> Outcome:
     DeliveryFailed (after recording the calls that succeeded) for Celery to retry the rest."""
     now = svc.clock()
     with svc.uow() as uow:
-        done = recorded(uow, event_id)
-        if "done:webhooks" in done:
-            return Outcome.ALREADY_DONE
-        if not claim(uow, event_id, "webhooks", now, svc.settings.redeliver_after_s):
-            return Outcome.IN_PROGRESS
+        busy, done = begin(uow, event_id, "webhooks", now, svc.settings.redeliver_after_s)
+        if busy:
+            return busy
         event = uow.session.execute(sa.select(t.events).where(t.events.c.event_id == event_id)).one()
         hooks = [h for h in uow.session.execute(sa.select(t.webhooks).where(t.webhooks.c.active.is_(True)))
                  if event.name in (h.events or []) and f"webhook:{h.id}" not in done]
