@@ -30,7 +30,7 @@ integration: $(BIN)/.installed
 screenshots: $(BIN)/.installed  ## docs/screenshots/ with the end-to-end browser (Debian's chromium)
 	$(BIN)/python -m tests.e2e.screenshots
 
-bench: $(BIN)/.installed  ## bench/transitions.py, bench/lifecycle.py, bench/pages.py (about 5 minutes; figures in bench/results/)
+bench: $(BIN)/.installed  ## bench/transitions.py, bench/lifecycle.py, bench/pages.py (about 4 minutes; figures in bench/results/)
 	$(BIN)/python bench/transitions.py
 	$(BIN)/python bench/lifecycle.py
 	$(BIN)/python bench/pages.py

@@ -232,7 +232,7 @@ class Service:
     """One copy of the service, started from the project tree at `root`, with the bench world in it."""
 
     def __init__(self, root: Path, workdir: Path, stack: ExitStack, nominations: int, reviewers: int = 2):
-        self.root, self.workdir = root, workdir
+        self.root = root
         workdir.mkdir(parents=True, exist_ok=True)
         self.redis = RedisServer(workdir)
         self.redis.start()
@@ -242,7 +242,7 @@ class Service:
         stack.callback(self.sink.controller.stop)
         self.db_url = create_database("scn_bench")
         stack.callback(drop_database, self.db_url)
-        # Redelivery as configured in production: a mail waiting behind the load is not a lost one.
+        # Redelivery after the default 60 s: under load a mail waits seconds in its queue, and is not lost.
         self.env = worker_env(self.db_url, self.redis.url, self.sink.url, workdir / "instance", root,
                               SCN_REDELIVER_AFTER_S=60, SCN_SECRET_KEY="bench-secret-key-" + os.urandom(8).hex())
         self.cli("db", "upgrade")
