@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import logging
 import os
 
 from flask import Flask
@@ -12,8 +11,6 @@ from scn_workflow.config import Settings
 from scn_workflow.services import Services, outbox
 from scn_workflow.workers import celery_init_app, publisher
 from scn_workflow.workers.embedded import EmbeddedWorker
-
-log = logging.getLogger(__name__)
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -49,19 +46,13 @@ def _wire_delivery(app: Flask, svc: Services, celery) -> None:
     """The one place that decides where messages go: Celery's broker, or the embedded worker."""
     if svc.settings.broker_url:
         svc.publish = publisher(celery)
-        svc.after_commit = functools.partial(_publish_after_commit, svc)
+        svc.after_commit = functools.partial(outbox.send_committed, svc)
+        svc.publishes_after_commit = True
     else:
         worker = app.extensions["scn_embedded_worker"] = EmbeddedWorker(svc)
         svc.publish, svc.after_commit = worker.publish, worker.wake
         if svc.settings.embedded_autostart:
             app.before_request(worker.start)
-
-
-def _publish_after_commit(svc: Services, event_ids: list[str]) -> None:
-    try:
-        outbox.publish(svc, event_ids)
-    except Exception:  # noqa: BLE001 - the change is committed; the sweep publishes its events
-        log.warning("outbox: publishing after commit failed, left to the sweep", exc_info=True)
 
 
 def services(app: Flask) -> Services:

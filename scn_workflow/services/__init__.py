@@ -21,9 +21,9 @@ def _no_broker(queue: str, event_id: str) -> None:
 
 
 class Services:
-    """What every use case needs: settings, a way to open a unit of work, a clock, and the two hooks
-    the app factory sets: `publish(queue, event_id)` sends a message to a worker, and `after_commit`
-    receives the event ids each commit wrote."""
+    """What every use case needs: settings, a way to open a unit of work, a clock, and the hooks the
+    app factory sets: `publish(queue, event_id)` sends a message to a worker; `after_commit` gets
+    the events each commit wrote."""
 
     def __init__(self, settings: Settings, session_factory: sessionmaker | None = None,
                  clock: Callable[[], datetime] = utcnow):
@@ -31,7 +31,10 @@ class Services:
         self.session_factory = session_factory or make_session_factory(make_engine(settings.database_url))
         self.clock = clock
         self.publish: Callable[[str, str], None] = _no_broker
-        self.after_commit: Callable[[list[str]], None] | None = None
+        # Called with the (event id, queues) of each commit; when it publishes them (a broker),
+        # `publishes_after_commit` is set and the commit writes its outbox rows as published.
+        self.after_commit: Callable[[list[tuple[str, list[str]]]], None] | None = None
+        self.publishes_after_commit = False
 
     @property
     def engine(self):
@@ -39,4 +42,5 @@ class Services:
 
     def uow(self, read_only: bool = False) -> UnitOfWork:
         """A unit of work; `read_only` ones never write (on SQLite they take no write lock)."""
-        return UnitOfWork(self.session_factory, on_commit=self.after_commit, read_only=read_only)
+        return UnitOfWork(self.session_factory, on_commit=self.after_commit, read_only=read_only,
+                          publishes=self.publishes_after_commit)

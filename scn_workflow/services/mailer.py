@@ -10,7 +10,7 @@ import atexit
 import os
 import smtplib
 import threading
-from email.message import EmailMessage
+from email.message import Message
 from urllib.parse import urlsplit
 
 from scn_workflow.config import Settings
@@ -19,7 +19,7 @@ _lock = threading.Lock()
 _held: tuple | None = None  # (pid, SCN_SMTP_URL, smtplib.SMTP): this process's connection
 
 
-def send(settings: Settings, message: EmailMessage) -> str:
+def send(settings: Settings, message: Message) -> str:
     """Deliver one message; returns where it went. Raises when the server refuses it or is away."""
     if not settings.smtp_url:
         return _write_eml(settings, message)
@@ -27,7 +27,7 @@ def send(settings: Settings, message: EmailMessage) -> str:
         return _send(settings, message)
 
 
-def _send(settings: Settings, message: EmailMessage) -> str:
+def _send(settings: Settings, message: Message) -> str:
     smtp, reused = _connection(settings)
     try:
         smtp.send_message(message)
@@ -82,7 +82,7 @@ def close() -> None:
             held[2].close()
 
 
-def _write_eml(settings: Settings, message: EmailMessage) -> str:
+def _write_eml(settings: Settings, message: Message) -> str:
     """Write the message as <Message-ID>.eml: the same name every time, so writing it twice is harmless."""
     folder = os.path.join(settings.instance_path, "mail")
     os.makedirs(folder, exist_ok=True)

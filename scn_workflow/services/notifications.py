@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from email.message import EmailMessage
+import email.policy
+from email.header import Header
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
 from email.utils import formatdate
 
 import jinja2
@@ -14,6 +17,7 @@ from scn_workflow.services import Services, mailer
 from scn_workflow.services.effects import Outcome, begin, record_effects, release
 from scn_workflow.services.outbox import mark_done
 
+_UNFOLDED = email.policy.compat32.clone(max_line_length=None)  # each header on one line, as receivers read it
 _templates = jinja2.Environment(loader=jinja2.PackageLoader("scn_workflow", "templates/mail"),
                                 autoescape=jinja2.select_autoescape(["html"]), undefined=jinja2.StrictUndefined)
 
@@ -43,20 +47,22 @@ def choose_recipients(event, member_state: str, users, agency=None) -> list[tupl
     return unique
 
 
-def compose(settings, event, nomination, to_name: str, to_address: str) -> EmailMessage:
+def compose(settings, event, nomination, to_name: str, to_address: str) -> MIMEMultipart:
     """The mail about `event` for one recipient, plain text and HTML. Its Message-ID follows from the
-    event and the recipient, so a mail sent again is recognisably the same message."""
+    event and the recipient, so a mail sent again is recognisably the same message. (The email
+    package's compat32 classes: a third of the CPU of EmailMessage's header registry.)"""
     context = {"nomination": nomination, "event": event, "what": EVENTS[event.name].what, "name": to_name}
-    message = EmailMessage()
-    message["Subject"] = f"[{nomination.reference}] {nomination.city_name} {context['what']}"
+    message = MIMEMultipart("alternative", policy=_UNFOLDED)
+    subject = f"[{nomination.reference}] {nomination.city_name} {context['what']}"
+    message["Subject"] = subject if subject.isascii() else Header(subject, "utf-8")
     message["From"] = settings.mail_from
     message["To"] = to_address
     message["Date"] = formatdate(localtime=False)
     message["Message-ID"] = f"<{event.event_id}.{to_address.replace('@', '.at.')}@scn-workflow>"
     message["X-SCN-Event"] = event.name
     message["X-SCN-Event-Id"] = event.event_id
-    message.set_content(_templates.get_template("event.txt").render(context))
-    message.add_alternative(_templates.get_template("event.html").render(context), subtype="html")
+    message.attach(MIMEText(_templates.get_template("event.txt").render(context), "plain", "utf-8"))
+    message.attach(MIMEText(_templates.get_template("event.html").render(context), "html", "utf-8"))
     return message
 
 

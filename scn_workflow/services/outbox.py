@@ -1,9 +1,10 @@
 """The outbox: publishing events to the queues that react to them, and knowing when they are done.
 
-A message is one event id on one queue (`svc.publish(queue, event_id)`). After a commit the web
-process publishes the commit's events at once; the sweep (beat, or the embedded worker) publishes
-what a crash or a broker outage left behind, and publishes again every event not complete
-SCN_REDELIVER_AFTER_S after it was last published (a killed worker's messages). Each queue records
+A message is one event id on one queue (`svc.publish(queue, event_id)`). A commit writes each
+event's outbox row with the queues that react to it, and the process then sends them at once
+(`send_committed`). The sweep (beat, or the embedded worker) publishes what a crash or a broker
+outage left behind, and publishes again every event not complete SCN_REDELIVER_AFTER_S after it
+was last published (a killed worker's messages). Each queue records
 `done:<queue>` for the event when its work is recorded; the outbox row is complete when every queue
 it was published to is done.
 """
@@ -16,20 +17,12 @@ from datetime import timedelta
 import sqlalchemy as sa
 
 from scn_workflow.db import tables as t
-from scn_workflow.db.uow import UnitOfWork
+from scn_workflow.db.uow import UnitOfWork, subscribed_events
 from scn_workflow.domain.workflow import queues_for
 from scn_workflow.services import Services
 from scn_workflow.services.effects import record_effects
 
 log = logging.getLogger(__name__)
-
-
-def _subscribed(uow: UnitOfWork) -> set[str]:
-    """The event names some active webhook subscription wants."""
-    wanted = set()
-    for events in uow.session.scalars(sa.select(t.webhooks.c.events).where(t.webhooks.c.active.is_(True))):
-        wanted.update(events or [])
-    return wanted
 
 
 def _done(uow: UnitOfWork, event_ids: list[str]) -> dict[str, set[str]]:
@@ -43,40 +36,65 @@ def _done(uow: UnitOfWork, event_ids: list[str]) -> dict[str, set[str]]:
     return done
 
 
-def publish(svc: Services, event_ids: list[str] | None = None) -> int:
-    """Publish the given events if not yet published (after a commit), or else every event due (the
-    sweep: at most `settings.sweep_batch`). Returns how many messages went out.
+def send_committed(svc: Services, committed: list[tuple[str, list[str]]]) -> int:
+    """After a commit (`svc.after_commit` with a broker): send each event to its queues. The commit
+    wrote the rows as published; one that could not be sent is marked unpublished for the sweep."""
+    failed, sent = {}, 0
+    for event_id, queues in committed:
+        try:
+            for queue in queues:
+                svc.publish(queue, event_id)
+                sent += 1
+        except Exception as exc:  # noqa: BLE001 - the broker is away: the sweep publishes it later
+            failed[event_id] = f"publish failed: {exc}"[:1000]
+    if failed:
+        log.warning("outbox: %d event(s) not published after commit, left to the sweep: %s",
+                    len(failed), next(iter(failed.values())))
+        try:
+            with svc.uow() as uow:
+                for event_id, error in failed.items():
+                    uow.session.execute(sa.update(t.outbox).where(t.outbox.c.id == event_id).values(
+                        published_at=None, publish_count=t.outbox.c.publish_count - 1, last_error=error))
+                uow.commit()
+        except Exception:  # noqa: BLE001 - then the sweep publishes them SCN_REDELIVER_AFTER_S later
+            log.warning("outbox: could not mark them unpublished", exc_info=True)
+    return sent
 
-    On PostgreSQL the rows are locked (FOR UPDATE SKIP LOCKED) until they are marked, so two relays
-    never publish one row at the same moment. When the broker is down, the rest waits for the sweep.
+
+def publish(svc: Services) -> int:
+    """The sweep: publish the events never published, and again those not complete
+    SCN_REDELIVER_AFTER_S after they were last published; at most SCN_SWEEP_BATCH. Returns how
+    many messages went out.
+
+    On PostgreSQL the rows are locked (FOR UPDATE SKIP LOCKED) until they are marked, so two sweeps
+    never publish one row at the same moment. When the broker is down, the rest waits.
     """
     now = svc.clock()
     o = t.outbox.c
     with svc.uow() as uow:
-        if event_ids is not None:
-            due = sa.and_(o.id.in_(event_ids), o.published_at.is_(None))
-        else:
-            again = o.published_at < now - timedelta(seconds=svc.settings.redeliver_after_s)
-            due = sa.and_(o.completed_at.is_(None), sa.or_(o.published_at.is_(None), again))
-        stmt = sa.select(o.id, o.event_name, o.publish_count).where(due).order_by(o.created_at) \
+        again = o.published_at < now - timedelta(seconds=svc.settings.redeliver_after_s)
+        due = sa.and_(o.completed_at.is_(None), sa.or_(o.published_at.is_(None), again))
+        stmt = sa.select(o.id, o.event_name, o.queues, o.publish_count).where(due).order_by(o.created_at) \
             .limit(svc.settings.sweep_batch)
         if uow.dialect == "postgresql":
             stmt = stmt.with_for_update(skip_locked=True)
         rows = uow.session.execute(stmt).all()
         if not rows:
             return 0
-        subscribed = _subscribed(uow)
+        subscribed = subscribed_events(uow.session)
         done = _done(uow, [row.id for row in rows if row.publish_count])
         sent = 0
         for row in rows:
-            queues = queues_for(row.event_name, row.event_name in subscribed)
+            # Rows written before the outbox held its queues get them now.
+            queues = row.queues if row.queues is not None else queues_for(row.event_name,
+                                                                           row.event_name in subscribed)
             pending = [q for q in queues if q not in done.get(row.id, set())]
             try:
                 for queue in pending:
                     svc.publish(queue, row.id)
                     sent += 1
-            except Exception as exc:  # noqa: BLE001 - the broker is down: the sweep publishes it later
-                log.warning("outbox: publishing %s failed, left to the sweep: %s", row.id, exc)
+            except Exception as exc:  # noqa: BLE001 - the broker is down: the next sweep tries again
+                log.warning("outbox: publishing %s failed: %s", row.id, exc)
                 uow.session.execute(sa.update(t.outbox).where(o.id == row.id).values(
                     last_error=f"publish failed: {exc}"[:1000]))
                 break
@@ -93,18 +111,13 @@ def mark_done(uow: UnitOfWork, event_id: str, queue: str, now) -> None:
     """Record, in the caller's transaction, that `queue` finished its work for the event, and
     complete the outbox row when every queue it went to is done."""
     o = t.outbox.c
-    stmt = sa.select(o.queues, o.event_name).where(o.id == event_id)
+    stmt = sa.select(o.queues).where(o.id == event_id)
     if uow.dialect == "postgresql":
         # Two queues finishing one event at once: the second waits here and sees the first's mark.
         stmt = stmt.with_for_update()
     row = uow.session.execute(stmt).one_or_none()
     record_effects(uow, [(event_id, f"done:{queue}", None)], now)
-    if row is None:
-        return
-    queues = row.queues
-    if queues is None:  # done before the publisher recorded where it went
-        queues = queues_for(row.event_name, row.event_name in _subscribed(uow))
-    if set(queues) <= _done(uow, [event_id]).get(event_id, set()):
+    if row is not None and set(row.queues or ()) <= _done(uow, [event_id]).get(event_id, set()):
         uow.session.execute(sa.update(t.outbox).where(o.id == event_id).values(completed_at=now))
 
 

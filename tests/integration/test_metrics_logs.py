@@ -176,22 +176,23 @@ def test_metrics_report_what_happened(stack, start_worker, tmp_path):
              what=f"the task runs {RUNS} and {NOTIFIED_EVENTS} of scn.notifications")
     worker.stop()
 
-    # With no worker: one more submission waits in its queues, and a draft made where nothing
-    # relays (another process, the broker unknown to it) waits in the outbox.
+    # With no worker: one more submission waits in its queues, and a submission made where nothing
+    # publishes (another process, the broker unknown to it) waits in the outbox.
     makassar = api.create("sub-id", "Makassar").get_json()
     api.fire("sub-id", makassar, "submit")
     elsewhere = make_services(env["SCN_DATABASE_URL"], utcnow, tmp_path / "elsewhere")
     try:
-        nominations.create(elsewhere, w.submitter_th, complete_draft("Chonburi"))
+        chonburi = nominations.create(elsewhere, w.submitter_th, complete_draft("Chonburi"))
+        nominations.fire(elsewhere, w.submitter_th, chonburi.id, "submit", chonburi.version)
     finally:
         elsewhere.engine.dispose()
 
     after = scrape(app.test_client())
     assert by_label(after, "scn_transitions_total", "trigger") == {
-        trigger: {"submit": 3, "review": 2, "accept": 2, "hand_over": 1}.get(trigger, 0) for trigger in TRIGGERS}
+        trigger: {"submit": 4, "review": 2, "accept": 2, "hand_over": 1}.get(trigger, 0) for trigger in TRIGGERS}
     # Every state has its series, 0 included, so a graph or an alert on one never loses it.
-    assert by_label(after, "scn_nominations", "state") == {"handed_over": 1, "accepted": 1, "submitted": 1,
-                                                           "drafted": 1, "reviewed": 0, "rejected": 0,
+    assert by_label(after, "scn_nominations", "state") == {"handed_over": 1, "accepted": 1, "submitted": 2,
+                                                           "drafted": 0, "reviewed": 0, "rejected": 0,
                                                            "withdrawn": 0}
     assert runs_as_expected(task_runs(after)), task_runs(after)
     assert set(by_label(after, "scn_task_duration_ms_mean", "task")) == {"scn.checks", "scn.notifications",

@@ -525,8 +525,9 @@ def test_alerts_mail_each_operator_once_when_an_incident_opens_and_once_when_it_
         w = build_world(svc)
         assert alerts.watch(svc) == {"opened": [], "cleared": []}
 
-        # The relay is down (these services publish nothing after commit): a draft's outbox row lags.
-        nominations.create(svc, w.submitter_id, complete_draft())
+        # Nothing publishes (these services have no publisher after commit): a submission's outbox row lags.
+        n = nominations.create(svc, w.submitter_id, complete_draft())
+        nominations.fire(svc, w.submitter_id, n.id, "submit", n.version)
         clock.advance(seconds=svc.settings.outbox_max_age_s + 1)
         assert alerts.watch(svc) == {"opened": [OUTBOX], "cleared": []}
         assert alert_mails(smtp_server) == [
