@@ -104,7 +104,7 @@ def resolve(svc: Services, token: str) -> Actor | None:
                 k.token_hash == digest, k.revoked_at.is_(None), k.expires_at > now,
                 u.active.is_(True))).one_or_none()
     if row is None:
-        return None  # not remembered: an unknown token costs a query each time, as before
+        return None  # not remembered: an unknown token costs a query each time
     actor = Actor(row.username, Role(row.role), row.member_state)
     cache.put(digest, actor, row.expires_at)
     return actor
