@@ -12,7 +12,7 @@ from scn_workflow.db.uow import UnitOfWork
 from scn_workflow.domain import checks as domain_checks
 from scn_workflow.domain.model import ACTIVE_STATES, Nomination
 from scn_workflow.services import Services
-from scn_workflow.services.effects import Outcome, already_done
+from scn_workflow.services.effects import Outcome
 from scn_workflow.services.nominations import limit_columns
 from scn_workflow.services.outbox import mark_done
 
@@ -58,25 +58,29 @@ def run_checks(svc: Services, event_id: str) -> str:
     Returns the checks' outcome (passed, warning, failed) or an Outcome."""
     with svc.uow() as uow:
         now = svc.clock()
-        outcome = _check(uow, event_id, now)
+        outcome, detail = _check(uow, event_id, now)
         if outcome is not Outcome.ALREADY_DONE:
-            mark_done(uow, event_id, "checks", now)
+            mark_done(uow, event_id, "checks", now, [(event_id, "checks", detail)] if detail else [])
         uow.commit()
     return outcome
 
 
-def _check(uow: UnitOfWork, event_id: str, now) -> str:
-    e = t.events.c
-    event = uow.session.execute(sa.select(e.nomination_id, e.name).where(e.event_id == event_id)).one_or_none()
+def _check(uow: UnitOfWork, event_id: str, now) -> tuple[str, str | None]:
+    """The checks' outcome (or an Outcome) and what to record as the `checks` effect."""
+    e, later, f = t.events.c, t.events.alias("later").c, t.effects.c
+    checked = sa.exists().where(f.event_id == e.event_id, f.effect == "checks")
+    latest = sa.select(later.event_id).where(later.nomination_id == e.nomination_id,
+                                             later.name == "nomination.submitted") \
+        .order_by(later.seq.desc()).limit(1).scalar_subquery()
+    event = uow.session.execute(sa.select(e.nomination_id, e.name, checked.label("checked"), latest.label("latest"))
+                                .where(e.event_id == event_id)).one_or_none()
     if event is None or event.name != "nomination.submitted":
-        return Outcome.NOT_A_SUBMISSION
-    if already_done(uow, event_id, "checks"):
-        return Outcome.ALREADY_DONE
-    latest = uow.session.scalar(sa.select(e.event_id).where(
-        e.nomination_id == event.nomination_id, e.name == "nomination.submitted").order_by(e.seq.desc()).limit(1))
+        return Outcome.NOT_A_SUBMISSION, None
+    if event.checked:
+        return Outcome.ALREADY_DONE, None
     row = uow.session.execute(_nominations_with_facts(), {"nomination_id": event.nomination_id}).one()
     nomination: Nomination = row.Nomination
-    if nomination.state != "submitted" or latest != event_id or nomination.checks_outcome != "pending":
+    if nomination.state != "submitted" or event.latest != event_id or nomination.checks_outcome != "pending":
         outcome, detail = Outcome.SKIPPED, "skipped: the submission is no longer current"
     else:
         results = domain_checks.run(nomination, _facts(row))
@@ -85,7 +89,6 @@ def _check(uow: UnitOfWork, event_id: str, now) -> str:
              "blocking": r.blocking, "message": r.message, "ran_at": now} for r in results])
         outcome = detail = domain_checks.outcome(results)
         nomination.complete_checks(outcome, [asdict(r) for r in results], now)
-    # A plain INSERT: a concurrent run of the same checks fails here, and its transaction rolls back.
-    uow.session.execute(sa.insert(t.effects).values(event_id=event_id, effect="checks", recorded_at=now,
-                                                    detail=detail))
-    return outcome
+    # A concurrent run of the same checks changed the nomination too: the version check of one of
+    # the two commits fails, and that transaction rolls back.
+    return outcome, detail

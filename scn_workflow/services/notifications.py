@@ -73,9 +73,10 @@ def notify(svc: Services, event_id: str) -> Outcome:
         busy, done = begin(uow, event_id, "notifications", now, svc.settings.redeliver_after_s)
         if busy:
             return busy
-        event = uow.session.execute(sa.select(t.events).where(t.events.c.event_id == event_id)).one()
-        nomination = uow.session.execute(sa.select(t.nominations).where(
-            t.nominations.c.id == event.nomination_id)).one()
+        n = t.nominations.c
+        event = nomination = uow.session.execute(  # one row: what the mail says of both
+            sa.select(t.events, n.reference, n.city_name, n.member_state, n.cycle, n.state)
+            .join(t.nominations, n.id == t.events.c.nomination_id).where(t.events.c.event_id == event_id)).one()
         users = uow.session.execute(sa.select(t.users).where(t.users.c.active.is_(True))
                                     .order_by(t.users.c.username)).all()
         agency = None
@@ -92,10 +93,10 @@ def notify(svc: Services, event_id: str) -> Outcome:
             sent.append((event_id, f"mail:{address.lower()}", where))
     finally:
         with svc.uow() as uow:
-            record_effects(uow, sent, svc.clock())
             if len(sent) == len(to_send):
-                mark_done(uow, event_id, "notifications", svc.clock())
+                mark_done(uow, event_id, "notifications", svc.clock(), sent)
             else:  # a mail failed: the retry sends the others
+                record_effects(uow, sent, svc.clock())
                 release(uow, event_id, "notifications")
             uow.commit()
     return Outcome.DONE

@@ -107,16 +107,17 @@ def publish(svc: Services) -> int:
     return sent
 
 
-def mark_done(uow: UnitOfWork, event_id: str, queue: str, now) -> None:
-    """Record, in the caller's transaction, that `queue` finished its work for the event, and
-    complete the outbox row when every queue it went to is done."""
+def mark_done(uow: UnitOfWork, event_id: str, queue: str, now, effects: list = ()) -> None:
+    """Record, in the caller's transaction, that `queue` finished its work for the event (with the
+    (event id, effect, detail) rows of `effects`, in the same INSERT), and complete the outbox row
+    when every queue it went to is done."""
     o = t.outbox.c
     stmt = sa.select(o.queues).where(o.id == event_id)
     if uow.dialect == "postgresql":
         # Two queues finishing one event at once: the second waits here and sees the first's mark.
         stmt = stmt.with_for_update()
     row = uow.session.execute(stmt).one_or_none()
-    record_effects(uow, [(event_id, f"done:{queue}", None)], now)
+    record_effects(uow, [*effects, (event_id, f"done:{queue}", None)], now)
     if row is not None and set(row.queues or ()) <= _done(uow, [event_id]).get(event_id, set()):
         uow.session.execute(sa.update(t.outbox).where(o.id == event_id).values(completed_at=now))
 
