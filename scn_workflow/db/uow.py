@@ -75,11 +75,14 @@ class UnitOfWork:
             if any(n.id is None for n in pending):
                 self.session.flush()  # new nominations need their id for the chain
             event_rows, outbox_rows = [], []
-            subscribed = subscribed_events(self.session) if pending else set()
+            with self.session.no_autoflush:  # the chain's columns go in the same UPDATE as the change
+                subscribed = subscribed_events(self.session) if pending else set()
             for nomination in pending:
                 self._chain_events(nomination, event_rows, outbox_rows, subscribed)
-            # The nominations' UPDATEs first: their version check takes the row lock before the
-            # events are inserted.
+            # One UPDATE per nomination, first: its version check takes the row lock before the events
+            # are inserted. (A second UPDATE of a row this transaction changed would make PostgreSQL
+            # check its foreign keys again, locking the member state's row: a deadlock with a submission
+            # that holds that lock and waits for this row.)
             self.session.flush()
             if event_rows:
                 self.session.execute(sa.insert(t.events), event_rows)

@@ -1,5 +1,5 @@
-"""What a unit of work writes when it commits a nomination's change: on PostgreSQL the change, its event
-and its outbox row go in one statement; on both databases the same rows, the same refusals."""
+"""What a unit of work writes when it commits a nomination's change: the change in one UPDATE, its
+event and its outbox row; on both databases the same rows, the same refusals."""
 
 from __future__ import annotations
 
@@ -87,3 +87,24 @@ def test_a_unit_of_work_may_commit_twice_and_each_change_is_checked_against_the_
     events, outbox = _events(svc, n.id)
     assert [e.name for e in events][-2:] == ["checks.completed", "handover.failed"] and len(outbox) == 4
     assert verify_chain(n.id, events) is None
+
+
+def test_a_transition_updates_its_nomination_once(svc, clock):
+    """The chain's columns (last_event_hash, event_count) go in the change's own UPDATE: a second
+    UPDATE of the row makes PostgreSQL check its foreign keys again, locking the member state's row,
+    which deadlocks with a submission holding that lock (seen racing submit and withdraw)."""
+    world = build_world(svc)
+    n = nominations.create(svc, world.submitter_id, complete_draft())
+    statements = []
+
+    def seen(conn, cursor, statement, parameters, context, executemany):
+        statements.append(statement)
+
+    sa.event.listen(svc.engine, "before_cursor_execute", seen)
+    try:
+        nominations.fire(svc, world.submitter_id, n.id, "withdraw", n.version)
+    finally:
+        sa.event.remove(svc.engine, "before_cursor_execute", seen)
+    updates = [s for s in statements if s.lstrip().upper().startswith("UPDATE NOMINATIONS")]
+    assert len(updates) == 1, updates
+    assert "last_event_hash" in updates[0] and "state" in updates[0]
