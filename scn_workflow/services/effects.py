@@ -30,11 +30,6 @@ def _insert(uow: UnitOfWork):
     return (postgresql.insert if uow.dialect == "postgresql" else sqlite.insert)(t.effects)
 
 
-def already_done(uow: UnitOfWork, event_id: str, effect: str) -> bool:
-    return uow.session.scalar(sa.select(sa.func.count()).select_from(t.effects).where(
-        t.effects.c.event_id == event_id, t.effects.c.effect == effect)) > 0
-
-
 def recorded(uow: UnitOfWork, event_id: str) -> set[str]:
     """Every effect recorded for the event."""
     return set(uow.session.scalars(sa.select(t.effects.c.effect).where(t.effects.c.event_id == event_id)))
