@@ -7,6 +7,7 @@ lead agency's webhook calls, the nomination's state and audit trail, the operato
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import threading
 import time
@@ -23,7 +24,7 @@ from scn_workflow.domain.model import Actor, Role
 from scn_workflow.services import nominations, outbox, webhooks
 from scn_workflow.services.reactions import HANDLERS
 from tests.conftest import ASSESSMENT, build_world, complete_draft, make_services
-from tests.integration.conftest import BIN, ROOT, body_json, wait_for, worker_env
+from tests.integration.conftest import BIN, ROOT, body_json, free_port, wait_for, worker_env
 
 SECRET = "lead-agency-secret-0123456789"
 SUB_SECRET = "subscriber-secret-0123456789"
@@ -254,32 +255,81 @@ def rabbitmqctl(*args: str) -> None:
     subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
 
 
-class Outage:
-    """The broker of a stack goes away and comes back: the Redis server stops (and starts again on the
-    same port, empty); on RabbitMQ the test's virtual host closes its connections and refuses new ones."""
+class TcpProxy:
+    """A port on loopback forwarded to RabbitMQ's. `stop` closes it and every connection through it,
+    as a broker that went down would; `start` opens it again on the same port."""
 
-    def __init__(self, request):
-        self.redis = request.getfixturevalue("redis_server") if "redis_server" in request.fixturenames else None
-        self.vhost = None if self.redis else request.getfixturevalue("rabbitmq_vhost")
+    def __init__(self, target_port: int):
+        self.target, self.port = ("127.0.0.1", target_port), free_port()
+        self.server, self.sockets, self.lock = None, [], threading.Lock()
 
-    def begin(self) -> None:
-        if self.redis:
-            self.redis.stop()
-            return
-        rabbitmqctl("clear_permissions", "-p", self.vhost.name, "guest")
-        rabbitmqctl("close_all_connections", "--vhost", self.vhost.name, "--limit", "1000", "broker outage (test)")
+    def start(self) -> None:
+        self.server = socket.create_server(("127.0.0.1", self.port))
+        threading.Thread(target=self._accept, args=(self.server,), daemon=True).start()
 
-    def end(self) -> None:
-        if self.redis:
-            self.redis.start()
-        else:
-            rabbitmqctl("set_permissions", "-p", self.vhost.name, "guest", ".*", ".*", ".*")
+    def _accept(self, server) -> None:
+        while True:
+            try:
+                client, _ = server.accept()
+            except OSError:
+                return  # stopped
+            try:
+                upstream = socket.create_connection(self.target)
+            except OSError:
+                client.close()
+                continue
+            with self.lock:
+                self.sockets += [client, upstream]
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source, sink) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        for end in (source, sink):
+            try:
+                end.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def stop(self) -> None:
+        self.server.close()
+        with self.lock:
+            sockets, self.sockets = self.sockets, []
+        for sock in sockets:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            sock.close()
 
 
-def test_transitions_during_a_broker_outage_commit_and_are_delivered_later(any_broker_stack, request, smtp_server,
-                                                                           start_worker):
-    stack = any_broker_stack
-    outage = Outage(request)
+@pytest.fixture(params=["redis", "rabbitmq"])
+def outage_stack(request, pg_url, smtp_server, webhook_receiver, tmp_path):
+    """A stack whose broker can go away and come back: the Redis server stops (and starts again on
+    the same port, empty); RabbitMQ is reached through a TcpProxy that closes, then opens again."""
+    if request.param == "redis":
+        redis_server = request.getfixturevalue("redis_server")
+        url, begin, end, proxy = redis_server.url, redis_server.stop, redis_server.start, None
+    else:
+        vhost = request.getfixturevalue("rabbitmq_vhost")
+        proxy = TcpProxy(5672)
+        proxy.start()
+        url, begin, end = vhost.url.replace(":5672/", f":{proxy.port}/"), proxy.stop, proxy.start
+    made = make_stack(url, pg_url, smtp_server, webhook_receiver, tmp_path)
+    yield made, begin, end
+    made.app.extensions["celery"].close()
+    made.svc.engine.dispose()
+    if proxy is not None:
+        proxy.stop()
+
+
+def test_transitions_during_a_broker_outage_commit_and_are_delivered_later(outage_stack, smtp_server, start_worker):
+    stack, begin_outage, end_outage = outage_stack
     svc, w = stack.svc, stack.world
     worker = start_worker(stack.env)
     drafts = []
@@ -289,7 +339,7 @@ def test_transitions_during_a_broker_outage_commit_and_are_delivered_later(any_b
             drafts.append((who, nominations.create(svc, who, complete_draft(city))))
     wait_for(lambda: incomplete_outbox(svc) == 0, 20, what="the drafts' events to complete")
 
-    outage.begin()
+    begin_outage()
     started = time.monotonic()
     fired = 0
     for who, n in drafts:  # submit, return, submit, return, submit: 5 transitions each, 50 in all
@@ -312,7 +362,7 @@ def test_transitions_during_a_broker_outage_commit_and_are_delivered_later(any_b
     assert unpublished == 50
     assert notification_mails(smtp_server) == Counter()
 
-    outage.end()
+    end_outage()
     if worker.process.poll() is not None or "Unrecoverable error" in worker.log():
         # Celery 5.7 sometimes exits on the lost connection ("Unrecoverable error: AttributeError:
         # 'NoneType' object has no attribute 'hostname'" while restoring an unacked message);
