@@ -20,6 +20,7 @@ from scn_workflow.services import checks, handover, nominations, notifications, 
 from scn_workflow.services.effects import Outcome
 from tests.conftest import ASSESSMENT, build_world, complete_draft, make_services
 from tests.integration.conftest import MailSink
+from tests.integration.test_worker_faults import lead_agency_webhook, rabbitmqctl
 
 SECRET = "lead-agency-secret-0123456789"
 
@@ -72,7 +73,6 @@ def test_a_commit_while_the_broker_is_away_is_kept_for_the_sweep(sqlite_url, tmp
             request.getfixturevalue("redis_server").stop()
         else:
             vhost = request.getfixturevalue("rabbitmq_vhost")
-            from tests.integration.test_worker_faults import rabbitmqctl
             rabbitmqctl("clear_permissions", "-p", vhost.name, "guest")
         n = nominations.create(svc, w.submitter_id, complete_draft())
         nominations.fire(svc, w.submitter_id, n.id, "submit", n.version)
@@ -188,9 +188,7 @@ def test_no_smtp_or_http_call_is_made_while_a_transaction_or_lock_is_held(pg_url
     svc = make_services(pg_url, clock, tmp_path, smtp_url=sink.url)
     try:
         w = build_world(svc)
-        with svc.engine.begin() as c:
-            c.execute(sa.update(t.member_states).where(t.member_states.c.code == "ID").values(
-                lead_agency_webhook_url=webhook_receiver.url + "/handover", lead_agency_webhook_secret=SECRET))
+        lead_agency_webhook(svc, webhook_receiver.url + "/handover")
         webhooks.subscribe(svc, w.admin, webhook_receiver.url + "/subscriber", SECRET, ["nomination.accepted"])
         n = nominations.create(svc, w.submitter_id, complete_draft())
         n = nominations.fire(svc, w.submitter_id, n.id, "submit", n.version)

@@ -56,6 +56,13 @@ def expected_recipients(event_name: str, member_state: str) -> list[str]:
     return [address(u) for u in SUBMITTERS[member_state]]
 
 
+def lead_agency_webhook(svc, url: str) -> None:
+    """Indonesia's lead agency takes the handover package at `url`, signed with SECRET."""
+    with svc.engine.begin() as c:
+        c.execute(sa.update(t.member_states).where(t.member_states.c.code == "ID").values(
+            lead_agency_webhook_url=url, lead_agency_webhook_secret=SECRET))
+
+
 def add_submitters(svc) -> dict[str, Actor]:
     with svc.engine.begin() as c:
         c.execute(sa.insert(t.users), [{"username": u, "email": address(u), "role": "submitter",
@@ -154,9 +161,7 @@ def make_stack(broker_url, pg_url, smtp_server, webhook_receiver, tmp_path):
                       "instance_path": str(tmp_path / "web"), "redeliver_after_s": 3.0})
     svc = app.extensions["scn"]
     world = build_world(svc)
-    with svc.engine.begin() as c:
-        c.execute(sa.update(t.member_states).where(t.member_states.c.code == "ID").values(
-            lead_agency_webhook_url=webhook_receiver.url + "/handover", lead_agency_webhook_secret=SECRET))
+    lead_agency_webhook(svc, webhook_receiver.url + "/handover")
     submitters = {"ID": world.submitter_id, "TH": world.submitter_th} | add_submitters(svc)
     env = worker_env(pg_url, broker_url, smtp_server.url, tmp_path / "worker")
     return Stack(app, svc, world, env, submitters)
@@ -484,9 +489,7 @@ def test_redelivered_messages_send_nothing_twice(db_url, clock, tmp_path, smtp_s
     svc = make_services(db_url, clock, tmp_path, smtp_url=smtp_server.url)
     try:
         w = build_world(svc)
-        with svc.engine.begin() as c:
-            c.execute(sa.update(t.member_states).where(t.member_states.c.code == "ID").values(
-                lead_agency_webhook_url=webhook_receiver.url + "/handover", lead_agency_webhook_secret=SECRET))
+        lead_agency_webhook(svc, webhook_receiver.url + "/handover")
         webhooks.subscribe(svc, w.admin, webhook_receiver.url + "/subscriber", SUB_SECRET,
                            ["nomination.submitted", "nomination.accepted"])
         sent: list[tuple[str, str]] = []
@@ -547,9 +550,7 @@ def test_a_redelivery_while_the_first_delivery_runs_sends_nothing_twice(pg_url, 
     can have two workers deliver the same acceptance at once: the second must wait and find it done."""
     svc = make_services(pg_url, clock, tmp_path, smtp_url=smtp_server.url)
     w = build_world(svc)
-    with svc.engine.begin() as c:
-        c.execute(sa.update(t.member_states).where(t.member_states.c.code == "ID").values(
-            lead_agency_webhook_url=webhook_receiver.url + "/handover", lead_agency_webhook_secret=SECRET))
+    lead_agency_webhook(svc, webhook_receiver.url + "/handover")
     webhooks.subscribe(svc, w.admin, webhook_receiver.url + "/subscriber", SUB_SECRET, ["nomination.accepted"])
     n = nominations.create(svc, w.submitter_id, complete_draft("Banyuwangi"))
     n = nominations.fire(svc, w.submitter_id, n.id, "submit", n.version)
