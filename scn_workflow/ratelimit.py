@@ -39,4 +39,5 @@ class RateLimiter:
 def limiter(name: str, limit: int = 10, window_s: float = 60) -> RateLimiter:
     """The current app's limiter called `name`: one per app, so two apps in one process (tests,
     a reloader) keep their own counts."""
-    return current_app.extensions.setdefault(f"scn_rate_limit_{name}", RateLimiter(limit, window_s))
+    key = f"scn_rate_limit_{name}"
+    return current_app.extensions.get(key) or current_app.extensions.setdefault(key, RateLimiter(limit, window_s))

@@ -50,7 +50,7 @@ def choose_recipients(event, member_state: str, users, agency=None) -> list[tupl
 def compose(settings, event, nomination, to_name: str, to_address: str) -> MIMEMultipart:
     """The mail about `event` for one recipient, plain text and HTML. Its Message-ID follows from the
     event and the recipient, so a mail sent again is recognisably the same message. (The email
-    package's compat32 classes: a third of the CPU of EmailMessage's header registry.)"""
+    package's compat32 classes, which skip EmailMessage's header parsing.)"""
     context = {"nomination": nomination, "event": event, "what": EVENTS[event.name].what, "name": to_name}
     message = MIMEMultipart("alternative", policy=_UNFOLDED)
     subject = f"[{nomination.reference}] {nomination.city_name} {context['what']}"
@@ -93,10 +93,11 @@ def notify(svc: Services, event_id: str) -> Outcome:
             sent.append((event_id, f"mail:{address.lower()}", where))
     finally:
         with svc.uow() as uow:
+            now = svc.clock()
             if len(sent) == len(to_send):
-                mark_done(uow, event_id, "notifications", svc.clock(), sent)
+                mark_done(uow, event_id, "notifications", now, sent)
             else:  # a mail failed: the retry sends the others
-                record_effects(uow, sent, svc.clock())
+                record_effects(uow, sent, now)
                 release(uow, event_id, "notifications")
             uow.commit()
     return Outcome.DONE

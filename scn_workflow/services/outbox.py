@@ -36,17 +36,20 @@ def _done(uow: UnitOfWork, event_ids: list[str]) -> dict[str, set[str]]:
     return done
 
 
-def send_committed(svc: Services, committed: list[tuple[str, list[str]]]) -> int:
+def _send(svc: Services, event_id: str, queues: list[str]) -> str | None:
+    """Publish the event to each queue; None, or why the broker refused it."""
+    try:
+        for queue in queues:
+            svc.publish(queue, event_id)
+    except Exception as exc:  # noqa: BLE001 - the broker is away: the row stays due for the sweep
+        return f"publish failed: {exc}"[:1000]
+    return None
+
+
+def send_committed(svc: Services, committed: list[tuple[str, list[str]]]) -> None:
     """After a commit (`svc.after_commit` with a broker): send each event to its queues. The commit
     wrote the rows as published; one that could not be sent is marked unpublished for the sweep."""
-    failed, sent = {}, 0
-    for event_id, queues in committed:
-        try:
-            for queue in queues:
-                svc.publish(queue, event_id)
-                sent += 1
-        except Exception as exc:  # noqa: BLE001 - the broker is away: the sweep publishes it later
-            failed[event_id] = f"publish failed: {exc}"[:1000]
+    failed = {event_id: error for event_id, queues in committed if (error := _send(svc, event_id, queues))}
     if failed:
         log.warning("outbox: %d event(s) not published after commit, left to the sweep: %s",
                     len(failed), next(iter(failed.values())))
@@ -58,7 +61,6 @@ def send_committed(svc: Services, committed: list[tuple[str, list[str]]]) -> int
                 uow.commit()
         except Exception:  # noqa: BLE001 - then the sweep publishes them SCN_REDELIVER_AFTER_S later
             log.warning("outbox: could not mark them unpublished", exc_info=True)
-    return sent
 
 
 def publish(svc: Services) -> int:
@@ -81,23 +83,20 @@ def publish(svc: Services) -> int:
         rows = uow.session.execute(stmt).all()
         if not rows:
             return 0
-        subscribed = subscribed_events(uow.session)
+        # Rows written before the outbox held its queues get them now.
+        subscribed = subscribed_events(uow.session) if any(row.queues is None for row in rows) else set()
         done = _done(uow, [row.id for row in rows if row.publish_count])
         sent = 0
         for row in rows:
-            # Rows written before the outbox held its queues get them now.
             queues = row.queues if row.queues is not None else queues_for(row.event_name,
                                                                            row.event_name in subscribed)
             pending = [q for q in queues if q not in done.get(row.id, set())]
-            try:
-                for queue in pending:
-                    svc.publish(queue, row.id)
-                    sent += 1
-            except Exception as exc:  # noqa: BLE001 - the broker is down: the next sweep tries again
-                log.warning("outbox: publishing %s failed: %s", row.id, exc)
-                uow.session.execute(sa.update(t.outbox).where(o.id == row.id).values(
-                    last_error=f"publish failed: {exc}"[:1000]))
+            error = _send(svc, row.id, pending)
+            if error:  # the broker is down: the next sweep tries again
+                log.warning("outbox: publishing %s failed: %s", row.id, error)
+                uow.session.execute(sa.update(t.outbox).where(o.id == row.id).values(last_error=error))
                 break
+            sent += len(pending)
             values = {"published_at": now, "publish_count": o.publish_count + 1, "queues": queues,
                       "last_error": None}
             if not pending:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from scn_workflow.domain.workflow import QUEUES
 from scn_workflow.services import Services, checks, failures, handover, notifications, outbox, webhooks
 
-TASK_NAMES = {"checks": "scn.checks", "notifications": "scn.notifications", "handover": "scn.handover",
-              "webhooks": "scn.webhooks"}
+TASK_NAMES = {queue: f"scn.{queue}" for queue in QUEUES}  # the Celery task that does each queue's work
 
 HANDLERS = {"checks": checks.run_checks, "notifications": notifications.notify, "handover": handover.deliver,
             "webhooks": webhooks.deliver_event}

@@ -10,32 +10,32 @@ from celery import shared_task
 from flask import current_app
 
 from scn_workflow.services import alerts, ops, outbox
-from scn_workflow.services.reactions import HANDLERS
+from scn_workflow.services.reactions import HANDLERS, TASK_NAMES
 
 
 def _react(queue: str, event_id: str) -> str:
     return HANDLERS[queue](current_app.extensions["scn"], event_id)
 
 
-@shared_task(name="scn.checks", autoretry_for=(Exception,))
+@shared_task(name=TASK_NAMES["checks"], autoretry_for=(Exception,))
 def run_checks(event_id: str) -> str:
     """Run the automated checks of a submission."""
     return _react("checks", event_id)
 
 
-@shared_task(name="scn.notifications", autoretry_for=(Exception,))
+@shared_task(name=TASK_NAMES["notifications"], autoretry_for=(Exception,))
 def notify(event_id: str) -> str:
     """Mail the people an event concerns."""
     return _react("notifications", event_id)
 
 
-@shared_task(name="scn.handover", autoretry_for=(Exception,))
+@shared_task(name=TASK_NAMES["handover"], autoretry_for=(Exception,))
 def hand_over(event_id: str) -> str:
     """Deliver an accepted nomination's package to the lead agency, then fire hand_over."""
     return _react("handover", event_id)
 
 
-@shared_task(name="scn.webhooks", autoretry_for=(Exception,))
+@shared_task(name=TASK_NAMES["webhooks"], autoretry_for=(Exception,))
 def call_webhooks(event_id: str) -> str:
     """Call the webhook subscriptions that want the event."""
     return _react("webhooks", event_id)
