@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
+import secrets
 from dataclasses import dataclass, replace
 
-DEFAULT_SECRET = "dev-secret-change-me"
+DEFAULT_BASE_URL = "http://127.0.0.1:5000"
 
 
 @dataclass(frozen=True)
@@ -14,11 +16,17 @@ class Settings:
     instance_path: str
     database_url: str
     broker_url: str | None = None
-    secret_key: str = DEFAULT_SECRET
+    secret_key: str = ""
     smtp_url: str | None = None
     mail_from: str = "scn-workflow@localhost"
     env: str = "development"
     redeliver_after_s: float = 60.0
+    base_url: str = DEFAULT_BASE_URL  # SCN_BASE_URL: links in mails and packages
+    # SCN_WEBHOOK_ALLOWED_NETWORKS: private ranges webhook URLs may reach all the same (an intranet receiver)
+    webhook_allowed_networks: tuple = ()
+    # SCN_TRUSTED_PROXIES: how many reverse proxies in front of the app set X-Forwarded-For; the client's
+    # address is read that many hops back (0: the connecting address, no header believed)
+    trusted_proxies: int = 0
     # Not in DESIGN.md's table: tuning of the workers, with safe defaults.
     sweep_interval_s: float = 5.0  # SCN_SWEEP_INTERVAL_S: how often beat (or the embedded worker) sweeps
     # SCN_SWEEP_BATCH: the most outbox rows one sweep publishes (and locks while it does); after a long
@@ -48,11 +56,14 @@ class Settings:
             database_url=env.get("SCN_DATABASE_URL")
             or "sqlite:///" + os.path.join(instance_path, "scn-workflow.sqlite3"),
             broker_url=env.get("SCN_BROKER_URL") or None,
-            secret_key=env.get("SCN_SECRET_KEY") or DEFAULT_SECRET,
+            secret_key=env.get("SCN_SECRET_KEY") or _development_secret(instance_path, env),
             smtp_url=env.get("SCN_SMTP_URL") or None,
             mail_from=env.get("SCN_MAIL_FROM") or cls.mail_from,
             env=env.get("SCN_ENV") or "development",
             redeliver_after_s=_float(env, "SCN_REDELIVER_AFTER_S", 60.0),
+            base_url=(env.get("SCN_BASE_URL") or DEFAULT_BASE_URL).rstrip("/"),
+            webhook_allowed_networks=_networks(env, "SCN_WEBHOOK_ALLOWED_NETWORKS"),
+            trusted_proxies=_count(env, "SCN_TRUSTED_PROXIES", 0),
             sweep_interval_s=_float(env, "SCN_SWEEP_INTERVAL_S", 5.0),
             sweep_batch=_whole(env, "SCN_SWEEP_BATCH", 500),
             max_retries=int(_float(env, "SCN_MAX_RETRIES", 5)),
@@ -70,8 +81,10 @@ class Settings:
         if self.env not in ("development", "production"):
             found.append(f"SCN_ENV must be 'development' or 'production', not {self.env!r}.")
         if self.env == "production":
-            if self.secret_key == DEFAULT_SECRET or len(self.secret_key) < 16:
+            if len(self.secret_key) < 16:
                 found.append("SCN_SECRET_KEY must be set to a secret of 16 characters or more.")
+            if self.base_url == DEFAULT_BASE_URL:
+                found.append("SCN_BASE_URL must be set to the public address of the web app.")
             if self.database_url.startswith("sqlite"):
                 found.append("SCN_DATABASE_URL must point at PostgreSQL, not SQLite.")
             if self.embedded_worker:
@@ -99,3 +112,46 @@ def _whole(env, name: str, default: int) -> int:
     if not (raw.isascii() and raw.isdigit()) or int(raw) < 1:
         raise ValueError(f"{name} must be a whole number of 1 or more, not {raw!r}")
     return int(raw)
+
+
+def _count(env, name: str, default: int) -> int:
+    raw = env.get(name)
+    if not raw:
+        return default
+    if not (raw.isascii() and raw.isdigit()):
+        raise ValueError(f"{name} must be a whole number of 0 or more, not {raw!r}")
+    return int(raw)
+
+
+def _networks(env, name: str) -> tuple:
+    """Comma-separated CIDRs, as ip_network objects."""
+    found = []
+    for part in (env.get(name) or "").split(","):
+        if part.strip():
+            try:
+                found.append(ipaddress.ip_network(part.strip(), strict=False))
+            except ValueError:
+                raise ValueError(f"{name} must be comma-separated networks such as 10.0.0.0/8, not {part!r}") from None
+    return tuple(found)
+
+
+def _development_secret(instance_path: str, env) -> str:
+    """Outside production without SCN_SECRET_KEY: a random key made once and kept in the instance
+    folder, so no two installations share one and sessions survive a restart. Production must set
+    SCN_SECRET_KEY (problems() says so)."""
+    if (env.get("SCN_ENV") or "development") == "production":
+        return ""
+    path = os.path.join(instance_path, "secret_key")
+    try:
+        with open(path, encoding="ascii") as kept:
+            key = kept.read().strip()
+        if len(key) >= 32:
+            return key
+    except FileNotFoundError:
+        pass
+    os.makedirs(instance_path, exist_ok=True)
+    key = secrets.token_hex(32)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="ascii") as kept:
+        kept.write(key)
+    return key

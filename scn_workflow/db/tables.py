@@ -61,6 +61,7 @@ member_states = sa.Table(
     sa.Column("lead_agency_email", sa.String(254)),
     sa.Column("lead_agency_webhook_url", sa.String(2000)),
     sa.Column("lead_agency_webhook_secret", sa.String(200)),
+    sa.Column("lead_agency_language", sa.String(5), nullable=False, server_default="en"),  # of its dossier
 )
 
 cycles = sa.Table(
@@ -92,6 +93,20 @@ users = sa.Table(
     sa.Column("member_state", sa.String(2), sa.ForeignKey("member_states.code")),
     sa.Column("password_hash", sa.String(300), nullable=False),
     sa.Column("active", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("name", sa.String(120)),  # the display name mails greet
+    sa.Column("language", sa.String(5), nullable=False, server_default="en"),  # en or id
+    sa.Column("mail_digest", sa.Boolean, nullable=False, server_default=sa.false()),  # one mail a day
+    sa.Column("must_change_password", sa.Boolean, nullable=False, server_default=sa.false()),
+)
+
+web_sessions = sa.Table(
+    "web_sessions", metadata,
+    # A signed-in browser: the cookie holds the random id, this row says whether it still counts.
+    sa.Column("id_hash", sa.String(64), primary_key=True),  # sha256 of the id in the cookie
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id"), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("ended_at", UTCDateTime()),  # sign-out, deactivation, a password change
+    sa.Index("ix_web_sessions_user", "user_id"),
 )
 
 nominations = sa.Table(

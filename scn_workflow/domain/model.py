@@ -27,6 +27,7 @@ class MemberState:
     lead_agency_email: str | None = None
     lead_agency_webhook_url: str | None = None
     lead_agency_webhook_secret: str | None = None
+    lead_agency_language: str = "en"
 
     @property
     def has_lead_agency(self) -> bool:
@@ -66,6 +67,10 @@ class User:
     password_hash: str = ""
     active: bool = True
     id: int | None = None
+    name: str | None = None
+    language: str = "en"
+    mail_digest: bool = False
+    must_change_password: bool = False
 
     def __post_init__(self):
         self.role = Role(self.role)

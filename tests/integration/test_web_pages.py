@@ -275,7 +275,8 @@ def test_session_cookie_flags(site, tmp_path):
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
     assert "Secure" not in cookie  # development serves plain http on loopback
 
-    production = create_app({"env": "production", "secret_key": "s" * 32, "instance_path": str(tmp_path / "prod"),
+    production = create_app({"env": "production", "secret_key": "s" * 32, "base_url": "https://ascn.example",
+                             "instance_path": str(tmp_path / "prod"),
                              "database_url": "postgresql://postgres@127.0.0.1:1/unused",
                              "broker_url": "redis://127.0.0.1:1/0"})
     try:

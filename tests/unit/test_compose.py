@@ -72,13 +72,15 @@ def test_every_variable_is_read_by_the_code():
 def test_production_refuses_unsafe_settings(tmp_path, monkeypatch):
     """SCN_ENV=production with the defaults: the app refuses to start and says why."""
     from scn_workflow.app import create_app
-    for name in ("SCN_SECRET_KEY", "SCN_DATABASE_URL", "SCN_BROKER_URL"):
+    for name in ("SCN_SECRET_KEY", "SCN_DATABASE_URL", "SCN_BROKER_URL", "SCN_BASE_URL"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("SCN_ENV", "production")
     with pytest.raises(RuntimeError) as refused:
         create_app({"instance_path": str(tmp_path)})
     message = str(refused.value)
     assert "SCN_SECRET_KEY" in message and "SQLite" in message and "SCN_BROKER_URL" in message
+    assert "SCN_BASE_URL" in message
+    monkeypatch.setenv("SCN_BASE_URL", "https://ascn.example")
     monkeypatch.setenv("SCN_SECRET_KEY", "a-real-secret-of-enough-length")
     monkeypatch.setenv("SCN_DATABASE_URL", "postgresql://scn@db.invalid/scn")
     monkeypatch.setenv("SCN_BROKER_URL", "redis://redis.invalid:6379/0")
