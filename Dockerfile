@@ -5,7 +5,7 @@ COPY pyproject.toml README.md ./
 COPY scn_workflow ./scn_workflow
 COPY migrations ./migrations
 COPY web.py worker.py ./
-RUN pip install --no-cache-dir -e '.[flower]' && useradd --system scn && mkdir -p /var/lib/scn-workflow && chown scn /var/lib/scn-workflow
+RUN pip install --no-cache-dir -e '.[flower]' && pybabel compile -d scn_workflow/translations && useradd --system scn && mkdir -p /var/lib/scn-workflow && chown scn /var/lib/scn-workflow
 USER scn
 EXPOSE 8000
 # gthread: threads overlap the waits on PostgreSQL and keep connections alive (docs/performance.md)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
@@ -20,11 +21,16 @@ from scn_workflow.db import tables as t
 from scn_workflow.domain.model import Actor, Role
 from scn_workflow.domain.reference import ascn
 from scn_workflow.services import Services
-from tests.harness import PG_ADMIN_URL, create_database, drop_database
+from tests.harness import PG_ADMIN_URL, ROOT, create_database, drop_database
 
 IN_CI = os.environ.get("CI") == "true"
 # A fixed scrypt hash of "password123", so building users costs no hashing in tests.
 PASSWORD = "password123"
+
+
+def pytest_sessionstart(session):
+    """The compiled catalogues, as `make` builds them (a bare `pytest` after editing a translation)."""
+    subprocess.run(["make", "--silent", "translations"], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
 
 
 def need(service: str, why: str):

@@ -83,10 +83,11 @@ class Actor:
     username: str
     role: Role
     member_state: str | None = None
+    language: str = "en"  # what the person reads: "en" or "id"
 
     @classmethod
     def of(cls, user: User) -> "Actor":
-        return cls(user.username, Role(user.role), user.member_state)
+        return cls(user.username, Role(user.role), user.member_state, user.language)
 
 
 SYSTEM = Actor("system", Role.SYSTEM)

@@ -71,3 +71,10 @@ def authenticate(svc: Services, username: str, password: str) -> Actor | None:
 def list_users(svc: Services) -> list[User]:
     with svc.uow(read_only=True) as uow:
         return list(uow.session.scalars(sa.select(User).order_by(User.role, User.username)))
+
+
+def set_language(svc: Services, username: str, language: str) -> None:
+    """A person's own choice of language (the switcher on every page)."""
+    with svc.uow() as uow:
+        uow.session.execute(sa.update(User).where(User.username == username).values(language=language))
+        uow.commit()

@@ -5,7 +5,7 @@ import logging
 from flask import request
 
 from scn_workflow import logs
-from scn_workflow.web import admin_pages, errors, health, metrics, ops_pages, pages, session, ui
+from scn_workflow.web import admin_pages, errors, health, i18n, metrics, ops_pages, pages, session, ui
 
 request_log = logging.getLogger("scn_workflow.http")
 
@@ -18,6 +18,7 @@ def install_pages(app, *, production: bool) -> None:
     for blueprint in (health.bp, pages.bp, session.bp, ui.bp, admin_pages.bp, ops_pages.bp):
         app.register_blueprint(blueprint)
     metrics.install(app)
+    i18n.install(app)
 
     @app.before_request
     def _correlate():

@@ -169,7 +169,9 @@ def field_value(response, name: str) -> str | None:
 
 
 def buttons(response) -> list[str]:
-    return [b.strip() for b in re.findall(r"<button [^>]*>(.*?)</button>", text(response), re.S)]
+    """The page's buttons, without the language switcher's."""
+    return [label.strip() for attributes, label in re.findall(r"<button ([^>]*)>(.*?)</button>", text(response), re.S)
+            if 'name="lang"' not in attributes]
 
 
 def state_of(response) -> str:

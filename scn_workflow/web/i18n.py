@@ -1,0 +1,58 @@
+"""Languages: English and Bahasa Indonesia, with Flask-Babel.
+
+Pages speak the signed-in user's own language; a visitor gets the language chosen with the
+switcher (kept in the session), else the best match of the browser's Accept-Language, else
+English. The API follows Accept-Language only (problem titles and details). The catalogue is
+scn_workflow/translations/id/LC_MESSAGES/messages.po, compiled by the build (`make`), never committed
+as a binary.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, redirect, request, session, url_for
+from flask_babel import Babel, get_locale
+
+from scn_workflow.current import svc
+from scn_workflow.services import users
+from scn_workflow.web.session import current_user
+
+LANGUAGES = {"en": "English", "id": "Bahasa Indonesia"}
+DEFAULT = "en"
+
+bp = Blueprint("i18n", __name__)
+
+
+def select_locale() -> str:
+    if not request.path.startswith("/api/"):
+        user = current_user()
+        if user is not None and user.language in LANGUAGES:
+            return user.language
+        if session.get("lang") in LANGUAGES:
+            return session["lang"]
+    return request.accept_languages.best_match(LANGUAGES, DEFAULT)
+
+
+def current_language() -> str:
+    return str(get_locale() or DEFAULT)
+
+
+@bp.post("/language")
+def choose_language():
+    """The switcher: remember the choice and go back to the page it was made on."""
+    chosen = request.form.get("lang", "")
+    if chosen in LANGUAGES:
+        session["lang"] = chosen
+        user = current_user()
+        if user is not None:
+            users.set_language(svc(), user.username, chosen)
+    target = request.form.get("next", "")
+    if not (target.startswith("/") and not target.startswith("//") and "\\" not in target
+            and all(ord(c) >= 0x20 for c in target)):
+        target = url_for("pages.index")
+    return redirect(target, 303)
+
+
+def install(app) -> None:
+    Babel(app, locale_selector=select_locale, default_translation_directories="translations")
+    app.register_blueprint(bp)
+    app.jinja_env.globals.update(LANGUAGES=LANGUAGES, current_language=current_language)
