@@ -66,7 +66,7 @@ def _reviewer(n: Nomination, f: Facts):
 
 def _reviewer_not_of_member_state(n: Nomination, f: Facts):
     if f.actor.member_state == n.member_state:
-        return (f"A reviewer of member state {n.member_state} may not review a nomination "
+        return (f"A reviewer of member state {n.member_state} may not review, accept or reject a nomination "
                 "of their own member state.")
 
 

@@ -522,7 +522,8 @@ def test_the_workflow_lists_seven_states_and_seven_triggers(sqlite_api):
     assert set(triggers) == {"submit", "return_for_revision", "review", "accept", "reject", "withdraw", "hand_over"}
     assert (triggers["submit"]["from"], triggers["submit"]["to"]) == (["drafted"], "submitted")
     assert sorted(triggers["return_for_revision"]["from"]) == ["reviewed", "submitted"]
-    assert [p["rule"] for p in triggers["accept"]["permissions"]] == ["reviewer", "four_eyes"]
+    assert [p["rule"] for p in triggers["accept"]["permissions"]] == ["reviewer", "reviewer_not_of_member_state",
+                                                                      "four_eyes"]
     assert [r["rule"] for r in triggers["submit"]["rules"]] == ["complete", "cycle_open", "within_state_limit"]
     assert all(tr["who"] and tr["event"].startswith("nomination.") for tr in body["triggers"])
 

@@ -960,7 +960,7 @@ def test_review_refusals_are_shown_in_words_with_the_input_kept(site):
     form["version"] = str(n.version)
     own_state = site.visitor("rev-id").post(f"/nominations/{n.id}/review", form)
     assert own_state.status_code == 403
-    assert "A reviewer of member state ID may not review a nomination of their own member state." \
+    assert "A reviewer of member state ID may not review, accept or reject a nomination of their own member state." \
         in text(own_state)
     assert "Review" not in buttons(site.visitor("rev-id").get(f"/nominations/{n.id}"))
 

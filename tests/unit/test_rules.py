@@ -209,6 +209,13 @@ def test_a_reviewer_of_the_same_member_state_may_not_review():
     assert "ID" in violations["reviewer_not_of_member_state"]
 
 
+@pytest.mark.parametrize("trigger", ["accept", "reject"])
+def test_a_reviewer_of_the_same_member_state_may_not_accept_or_reject(trigger):
+    violations = refusal(Forbidden, nomination("reviewed"), trigger, facts(REVIEWER_ID, comment="A reason."))
+    assert set(violations) == {"reviewer_not_of_member_state"}
+    assert "ID" in violations["reviewer_not_of_member_state"]
+
+
 # --- accept and reject: four eyes ----------------------------------------------------------------
 
 @pytest.mark.parametrize("trigger", ["accept", "reject"])
@@ -362,7 +369,8 @@ def test_describe_names_each_rule_once():
     assert names("withdraw", "permissions") == ["submitter_of_member_state"]
     assert names("withdraw", "rules") == []
     assert names("review", "permissions") == ["reviewer", "reviewer_not_of_member_state"]
-    assert names("accept", "permissions") == ["reviewer", "four_eyes"]
+    assert names("accept", "permissions") == ["reviewer", "reviewer_not_of_member_state", "four_eyes"]
+    assert names("reject", "permissions") == ["reviewer", "reviewer_not_of_member_state", "four_eyes"]
     assert names("hand_over", "rules") == ["lead_agency_set", "package_delivered"]
     for t in by_trigger.values():
         assert t["who"] and t["event"].startswith("nomination.")
