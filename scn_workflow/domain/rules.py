@@ -7,6 +7,7 @@ is fired (only the facts a trigger's rules `need`), so the rules themselves stay
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Callable
@@ -17,6 +18,40 @@ PERMISSION = "permission"  # who may fire: refused with 403
 RULE = "rule"  # a rule of the process: refused with 422
 
 RECOMMENDATIONS = ("accept", "reject", "return")
+
+
+class Sight(enum.Enum):
+    """Which nominations someone sees (DESIGN.md, Roles). `may_see` reads it in Python and
+    services/search.py in SQL, so a page, a list and the API cannot disagree."""
+    OWN_MEMBER_STATE = "the nominations of its own member state, drafts included"
+    EVER_SUBMITTED = "every nomination ever submitted, also one returned to draft"
+    SUBMITTED = "every nomination submitted and not back in draft (never a draft)"
+    ALL = "every nomination"
+    PUBLIC_REGISTER = "the accepted and handed-over cities"
+
+
+SIGHT = {Role.SUBMITTER: Sight.OWN_MEMBER_STATE, Role.REVIEWER: Sight.EVER_SUBMITTED,
+         Role.OPERATOR: Sight.SUBMITTED, Role.ADMIN: Sight.ALL, Role.SYSTEM: Sight.ALL}
+PUBLIC_STATES = ("accepted", "handed_over")
+
+
+def sight(actor: Actor | None) -> Sight:
+    """What `actor` sees; nobody signed in sees the public register."""
+    return SIGHT.get(actor.role, Sight.PUBLIC_REGISTER) if actor else Sight.PUBLIC_REGISTER
+
+
+def may_see(actor: Actor | None, nomination: Nomination) -> bool:
+    """Whether `actor` may see the nomination (and so its events, checks and attachments)."""
+    seen = sight(actor)
+    if seen is Sight.OWN_MEMBER_STATE:
+        return actor.member_state == nomination.member_state
+    if seen is Sight.EVER_SUBMITTED:
+        return nomination.submitted_at is not None
+    if seen is Sight.SUBMITTED:
+        return nomination.submitted_at is not None and nomination.state != "drafted"
+    if seen is Sight.ALL:
+        return True
+    return nomination.state in PUBLIC_STATES
 
 
 @dataclass(frozen=True)

@@ -15,18 +15,14 @@ from scn_workflow.domain.errors import (Forbidden, InvalidInput, NotFound, RuleV
 from scn_workflow.domain.model import (ACTIVE_STATES, Actor, Cycle, LimitOverride, MemberState,
                                        Nomination, Project, Role)
 from scn_workflow.domain.reference import focus_areas
-from scn_workflow.domain.rules import Facts
+from scn_workflow.domain.rules import Facts, may_see
 from scn_workflow.services import Services
 from scn_workflow.services.search import count_unless_known, page_of, visible_matching
 
 
 def can_see(actor: Actor, nomination: Nomination) -> bool:
-    """Submitters see their member state's nominations; reviewers those ever submitted; staff all."""
-    if actor.role is Role.SUBMITTER:
-        return actor.member_state == nomination.member_state
-    if actor.role is Role.REVIEWER:
-        return nomination.submitted_at is not None
-    return actor.role in (Role.OPERATOR, Role.ADMIN, Role.SYSTEM)
+    """Whether the actor may see the nomination: rules.SIGHT says who sees which."""
+    return may_see(actor, nomination)
 
 
 MAX_ID = 2**31 - 1  # ids are INTEGER columns: a larger number names nothing (and SQLite cannot bind it)

@@ -10,23 +10,26 @@ import sqlalchemy as sa
 
 from scn_workflow.db import tables as t
 from scn_workflow.db.uow import UnitOfWork
-from scn_workflow.domain.model import Actor, Nomination, Role
+from scn_workflow.domain.model import Actor, Nomination
+from scn_workflow.domain.rules import PUBLIC_STATES, Sight, sight
 
 
 def visible_matching(uow: UnitOfWork, actor: Actor | None, *, state: str | None = None,
                      member_state: str | None = None, cycle: str | None = None, q: str | None = None,
                      checks_done: bool = False) -> list:
-    """The WHERE conditions of a list: what the actor may see (nominations.can_see, in SQL; no
+    """The WHERE conditions of a list: what the actor may see (rules.may_see, in SQL; no
     actor: the public register), then each filter given."""
     n = t.nominations.c
     where = []
-    role = actor.role if actor else None
-    if role is Role.SUBMITTER:
+    seen = sight(actor)
+    if seen is Sight.OWN_MEMBER_STATE:
         where.append(n.member_state == actor.member_state)
-    elif role is Role.REVIEWER:
+    elif seen is Sight.EVER_SUBMITTED:
         where.append(n.submitted_at.is_not(None))
-    elif role not in (Role.OPERATOR, Role.ADMIN, Role.SYSTEM):
-        where.append(n.state.in_(("accepted", "handed_over")))  # the public register
+    elif seen is Sight.SUBMITTED:
+        where += [n.submitted_at.is_not(None), n.state != "drafted"]
+    elif seen is not Sight.ALL:
+        where.append(n.state.in_(PUBLIC_STATES))
     if state:
         where.append(n.state == state)
     if member_state:

@@ -2,9 +2,10 @@
 
 DESIGN.md, Roles: a submitter sees and changes only its own member state's nominations;
 reviewers see every nomination that has been submitted (a never-submitted draft is not found
-for them); operators see queues and failures (and may read nominations); admins manage users,
-cycles, lead agencies, limit overrides and webhooks. Anonymous callers reach only the public
-endpoints.
+for them); operators see queues and failures, and read submitted nominations (a draft is not
+found for them either); a reviewer of the nomination's own member state may not review, accept or
+reject it (403); admins manage users, cycles, lead agencies, limit overrides and webhooks.
+Anonymous callers reach only the public endpoints.
 
 The nominations the rows act on belong to Indonesia (ID). "own" / "other" is the actor's member
 state relative to the nomination's: submitter own = sub-id, other = sub-th; reviewer other =
@@ -51,26 +52,26 @@ TABLE = [
     ("GET", "/api/v1/workflow",                                    200,  200,  200,   200,   200,  200,  200),
     ("GET", "/api/v1/nominations",                                 401,  200,  200,   200,   200,  200,  200),
     ("POST", "/api/v1/nominations",                                401,  201,  403,   403,   403,  403,  403),
-    ("GET", "/api/v1/nominations/{draft}",                         401,  200,  404,   404,   404,  200,  200),
+    ("GET", "/api/v1/nominations/{draft}",                         401,  200,  404,   404,   404,  404,  200),
     ("GET", "/api/v1/nominations/{submitted}",                     401,  200,  404,   200,   200,  200,  200),
-    ("PATCH", "/api/v1/nominations/{draft}",                       401,  200,  404,   404,   404,  403,  403),
+    ("PATCH", "/api/v1/nominations/{draft}",                       401,  200,  404,   404,   404,  404,  403),
     ("PATCH", "/api/v1/nominations/{submitted}",                   401,  422,  404,   403,   403,  403,  403),
-    ("POST", "/api/v1/nominations/{draft}/transitions [submit]",   401,  200,  404,   404,   404,  403,  403),
-    ("POST", "/api/v1/nominations/{draft}/transitions [withdraw]", 401,  200,  404,   404,   404,  403,  403),
+    ("POST", "/api/v1/nominations/{draft}/transitions [submit]",   401,  200,  404,   404,   404,  404,  403),
+    ("POST", "/api/v1/nominations/{draft}/transitions [withdraw]", 401,  200,  404,   404,   404,  404,  403),
     ("POST", "/api/v1/nominations/{submitted}/transitions [withdraw]", 401, 200, 404,  403,   403,  403,  403),
     ("POST", "/api/v1/nominations/{submitted}/transitions [review]", 401,  403, 404,   200,   403,  403,  403),
     ("POST", "/api/v1/nominations/{submitted}/transitions [return_for_revision]",
                                                                    401,  403,  404,   200,   200,  403,  403),
-    ("POST", "/api/v1/nominations/{reviewed}/transitions [accept]", 401, 403,  404,   200,   200,  403,  403),
-    ("POST", "/api/v1/nominations/{reviewed}/transitions [reject]", 401, 403,  404,   200,   200,  403,  403),
+    ("POST", "/api/v1/nominations/{reviewed}/transitions [accept]", 401, 403,  404,   200,   403,  403,  403),
+    ("POST", "/api/v1/nominations/{reviewed}/transitions [reject]", 401, 403,  404,   200,   403,  403,  403),
     ("POST", "/api/v1/nominations/{accepted}/transitions [hand_over]", 401, 403, 404,  403,   403,  422,  403),
-    ("GET", "/api/v1/nominations/{draft}/events",                  401,  200,  404,   404,   404,  200,  200),
+    ("GET", "/api/v1/nominations/{draft}/events",                  401,  200,  404,   404,   404,  404,  200),
     ("GET", "/api/v1/nominations/{submitted}/events",              401,  200,  404,   200,   200,  200,  200),
-    ("GET", "/api/v1/nominations/{draft}/checks",                  401,  200,  404,   404,   404,  200,  200),
+    ("GET", "/api/v1/nominations/{draft}/checks",                  401,  200,  404,   404,   404,  404,  200),
     ("GET", "/api/v1/nominations/{submitted}/checks",              401,  200,  404,   200,   200,  200,  200),
-    ("POST", "/api/v1/nominations/{draft}/attachments",            401,  201,  404,   404,   404,  403,  403),
+    ("POST", "/api/v1/nominations/{draft}/attachments",            401,  201,  404,   404,   404,  404,  403),
     ("POST", "/api/v1/nominations/{submitted}/attachments",        401,  422,  404,   403,   403,  403,  403),
-    ("GET", "/api/v1/nominations/{draft}/attachments/{draft_file}", 401, 200,  404,   404,   404,  200,  200),
+    ("GET", "/api/v1/nominations/{draft}/attachments/{draft_file}", 401, 200,  404,   404,   404,  404,  200),
     ("GET", "/api/v1/nominations/{submitted}/attachments/{submitted_file}",
                                                                    401,  200,  404,   200,   200,  200,  200),
     ("POST", "/api/v1/users",                                      401,  403,  403,   403,   403,  403,  201),

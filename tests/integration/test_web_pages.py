@@ -698,14 +698,20 @@ def test_submit_and_withdraw_from_the_nomination_page(site):
 
     submitted = sub.post(f"/nominations/{n.id}/fire", {"trigger": "submit", "version": str(n.version)},
                          follow_redirects=True)
-    assert "Submit: done." in flashes(submitted)
+    assert "Submitted. Automated checks run now; reviewers are told when they finish." in flashes(submitted)
     assert state_of(submitted) == "submitted"
     assert "Submit" not in buttons(submitted) and "Withdraw" in buttons(submitted)
     assert "Edit draft" not in text(submitted)
     assert "The checks are running." in text(submitted)
 
-    withdrawn = sub.post(f"/nominations/{n.id}/fire", {"trigger": "withdraw", "version": str(n.version + 1)},
-                         follow_redirects=True)
+    # Withdraw asks first, on a page of its own that names the consequence.
+    asked = sub.get(f"/nominations/{n.id}/confirm/withdraw")
+    assert asked.status_code == 200 and site.get(n.id).state == "submitted"
+    assert "Withdrawing cannot be undone. Banyuwangi will leave the ASCN-2026 cycle." in text(asked)
+    assert 'name="confirm" value="yes"' in text(asked)
+    withdrawn = sub.post(f"/nominations/{n.id}/fire", {"trigger": "withdraw", "version": str(n.version + 1),
+                                                       "confirm": "yes"}, follow_redirects=True)
+    assert "Withdrawn. The nomination no longer counts towards the limit of Indonesia." in flashes(withdrawn)
     assert state_of(withdrawn) == "withdrawn"
     assert "Nothing for you to do on this nomination now." in text(withdrawn)
     timeline = text(withdrawn).split('id="timeline-h"')[1]
@@ -735,7 +741,7 @@ def test_refusals_of_submit_are_shown_in_words(site):
     site.svc.clock.advance(days=365)  # the cycle has closed
     closed = sub.post(f"/nominations/{full.id}/fire", {"trigger": "submit", "version": str(full.version)},
                       follow_redirects=True)
-    assert any("The cycle ASCN-2026 is not open for submissions" in m for m in flashes(closed))
+    assert any("The cycle ASCN-2026 is not open for submissions" in m for m in flashes(closed)), text(closed)[:3000]
 
 
 def test_a_stale_or_unknown_trigger_is_refused_in_words(site):
@@ -796,7 +802,7 @@ def test_an_action_plan_is_uploaded_stored_by_hash_and_served_to_those_who_may_s
     url = f"/nominations/{n.id}/attachments/{attachment_id}"
     assert re.search(rf'href="{url}"', text(response))
 
-    for username in ("sub-id", "sub-id2", "root", "ops"):
+    for username in ("sub-id", "sub-id2", "root"):
         download = site.visitor(username).get(url)
         download.get_data()
         download.close()  # the file it streamed
@@ -804,7 +810,7 @@ def test_an_action_plan_is_uploaded_stored_by_hash_and_served_to_those_who_may_s
         assert download.mimetype == "application/pdf" and download.data == PDF
         assert download.headers["Content-Disposition"].startswith("attachment;")
         assert download.headers["X-Content-Type-Options"] == "nosniff"
-    for username in ("sub-th", "rev-sg"):  # other member state; a reviewer before submission
+    for username in ("sub-th", "rev-sg", "ops"):  # other member state; a reviewer or operator before submission
         assert site.visitor(username).get(url).status_code == 404, username
     assert site.visitor("sub-id").get(f"/nominations/{n.id}/attachments/{attachment_id + 1}").status_code == 404
     assert site.visitor().get("/static/../instance/attachments/" + digest).status_code == 404
@@ -814,6 +820,9 @@ def test_an_action_plan_is_uploaded_stored_by_hash_and_served_to_those_who_may_s
     download = site.visitor("rev-sg").get(url)
     download.close()
     assert download.status_code == 200  # submitted: reviewers may see it now
+    download = site.visitor("ops").get(url)
+    download.close()
+    assert download.status_code == 200  # and operators
 
 
 def test_uploads_that_are_not_pdf_or_too_large_are_refused_with_a_clear_message(site):
@@ -982,36 +991,48 @@ def test_review_refusals_are_shown_in_words_with_the_input_kept(site):
 def test_accept_reject_and_return_obey_four_eyes_and_need_words(site):
     n = site.reviewed()
     same = site.visitor("rev-sg")
-    refused = same.post(f"/nominations/{n.id}/fire", {"trigger": "accept", "version": str(n.version)},
-                        follow_redirects=True)
-    assert ("Four eyes: rev-sg reviewed this nomination, so a different reviewer must accept or reject it."
-            in flashes(refused))
+    refused = same.post(f"/nominations/{n.id}/fire", {"trigger": "accept", "version": str(n.version),
+                                                      "confirm": "yes"}, follow_redirects=True)
+    four_eyes = "Four eyes: rev-sg reviewed this nomination, so a different reviewer must accept or reject it."
+    assert four_eyes in flashes(refused)
+    # the page says why Accept and Reject are not offered to the one who reviewed
+    unavailable = text(same.get(f"/nominations/{n.id}")).split('id="unavailable-h"')[1].split("</ul>")[0]
+    assert f"<strong>Accept</strong>: {four_eyes}" in unavailable and "<strong>Reject</strong>" in unavailable
+    assert four_eyes in flashes(same.get(f"/nominations/{n.id}/confirm/accept", follow_redirects=True))
     other = site.visitor("rev-ph")
     page = other.get(f"/nominations/{n.id}")
     assert {"Return for revision", "Accept", "Reject"} <= set(buttons(page))
-    assert "Reason for rejecting" in text(page)
+    assert 'id="unavailable-h"' not in text(page)
+    asked = other.get(f"/nominations/{n.id}/confirm/reject")
+    assert "Reason for rejecting" in text(asked)
+    assert ("Rejecting cannot be undone. Banyuwangi will leave the ASCN-2026 cycle; your reason is sent to the "
+            "submitters of Indonesia.") in text(asked)
     no_reason = other.post(f"/nominations/{n.id}/fire", {"trigger": "reject", "version": str(n.version),
-                                                         "comment": "   "}, follow_redirects=True)
+                                                         "comment": "   ", "confirm": "yes"},
+                           follow_redirects=True)
     assert "A reason is required to reject a nomination." in flashes(no_reason)
     no_comment = other.post(f"/nominations/{n.id}/fire", {"trigger": "return_for_revision",
                                                           "version": str(n.version)}, follow_redirects=True)
     assert "A comment is required: say what needs revision." in flashes(no_comment)
     assert site.get(n.id).state == "reviewed"
 
-    accepted = other.post(f"/nominations/{n.id}/fire", {"trigger": "accept", "version": str(n.version)},
-                          follow_redirects=True)
-    assert "Accept: done." in flashes(accepted) and state_of(accepted) == "accepted"
+    accepted = other.post(f"/nominations/{n.id}/fire", {"trigger": "accept", "version": str(n.version),
+                                                        "confirm": "yes"}, follow_redirects=True)
+    assert ("Accepted. The handover package is being sent to the member state's lead agency; the nomination is "
+            "handed over once it is delivered.") in flashes(accepted) and state_of(accepted) == "accepted"
     assert "Nothing for you to do on this nomination now." in text(accepted)
-    # an operator may hand it over; the lead agency is set, but no package was delivered yet
+    # an operator may hand it over once the package is delivered; the page says so, and firing refuses
     ops = site.visitor("ops")
-    assert "Hand over" in buttons(ops.get(f"/nominations/{n.id}"))
+    ops_page = ops.get(f"/nominations/{n.id}")
+    assert "Hand over" not in buttons(ops_page)
+    assert "The handover package has not been delivered to the lead agency." in text(ops_page)
     handover = ops.post(f"/nominations/{n.id}/fire", {"trigger": "hand_over", "version": str(n.version + 1)},
                         follow_redirects=True)
     assert any("package" in m for m in flashes(handover)) and site.get(n.id).state == "accepted"
 
     second = site.reviewed("Makassar")
     rejected = other.post(f"/nominations/{second.id}/fire", {"trigger": "reject", "version": str(second.version),
-                                                             "comment": "Not ready this cycle."},
+                                                             "comment": "Not ready this cycle.", "confirm": "yes"},
                           follow_redirects=True)
     assert state_of(rejected) == "rejected" and "Not ready this cycle." in text(rejected)
 
@@ -1043,7 +1064,7 @@ def test_the_nomination_page_shows_data_checks_timeline_and_the_actions_of_each_
         assert name in timeline
     expected = {"sub-id": set(), "rev-sg": {"Return for revision"}, "rev-ph": {"Return for revision", "Accept",
                                                                                "Reject"},
-                "rev-id": {"Return for revision", "Accept", "Reject"}, "ops": set(), "root": set()}
+                "rev-id": {"Return for revision"}, "ops": set(), "root": set()}  # rev-id: of its member state
     actions = {"Submit", "Withdraw", "Return for revision", "Review", "Accept", "Reject", "Hand over"}
     for username, wanted in expected.items():
         shown = set(buttons(site.visitor(username).get(f"/nominations/{n.id}"))) & actions
