@@ -14,7 +14,7 @@ import pytest
 
 from scn_workflow.app import create_app
 from scn_workflow.services import tokens
-from tests.conftest import ASSESSMENT, PASSWORD, World, build_world, complete_draft
+from tests.conftest import ASSESSMENT, LOOPBACK, PASSWORD, World, build_world, complete_draft
 
 API = "/api/v1"
 PROBLEM = "application/problem+json"
@@ -41,8 +41,12 @@ def multipart(fields: dict, files: dict) -> tuple[bytes, str]:
 def make_app(url: str, instance_path, clock=None):
     """The real app (no background worker: tests run the worker's passes themselves)."""
     app = create_app({"database_url": url, "instance_path": str(instance_path), "broker_url": None,
-                      "embedded_autostart": False, "retry_base_s": 1, "max_retries": 1, "env": "development"})
+                      "embedded_autostart": False, "retry_base_s": 1, "max_retries": 1, "env": "development",
+                      "webhook_allowed_networks": LOOPBACK})
     app.config["TESTING"] = True
+    # Every host name is this machine here: a webhook URL such as https://receiver.example/ is saved
+    # without asking DNS, and a call to it could reach nothing beyond loopback.
+    app.extensions["scn"].resolve = lambda host, port: ["127.0.0.1"]
     if clock is not None:
         app.extensions["scn"].clock = clock
     return app

@@ -6,6 +6,7 @@ CI=true and is skipped elsewhere.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import shutil
 import subprocess
@@ -107,7 +108,12 @@ def db_url(request):
     return request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
 
 
+# Test receivers listen on 127.0.0.1; webhook URLs there are allowed as an intranet receiver would be.
+LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"),)
+
+
 def make_services(url: str, clock, instance_path, **settings) -> Services:
+    settings.setdefault("webhook_allowed_networks", LOOPBACK)
     return Services(Settings(instance_path=str(instance_path), database_url=url, **settings), clock=clock)
 
 

@@ -196,25 +196,32 @@ class WebhookReceiver:
     """An HTTP server recording every POST; `script` lists the statuses to answer, then 200.
 
     `delay` (seconds) makes it a slow receiver: each POST is recorded, then answered that much later.
+    `answer_headers` go with every answer (a `Location` makes it redirect). A GET is recorded too,
+    with its method: a client that follows a redirect may change a POST into a GET.
     """
 
     def __init__(self):
         self.calls = []
         self.script: list[int] = []
         self.delay = 0.0
+        self.answer_headers: dict[str, str] = {}
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 status = receiver.script.pop(0) if receiver.script else 200
-                receiver.calls.append({"path": self.path, "body": body,
+                receiver.calls.append({"path": self.path, "body": body, "method": self.command,
                                        "headers": {k.lower(): v for k, v in self.headers.items()},
                                        "status": status})
                 if receiver.delay:
                     time.sleep(receiver.delay)
                 self.send_response(status)
+                for name, value in receiver.answer_headers.items():
+                    self.send_header(name, value)
                 self.end_headers()
+
+            do_GET = do_POST
 
             def log_message(self, *args):
                 pass
@@ -243,7 +250,8 @@ def worker_env(db_url: str, broker_url: str, smtp_url: str | None, instance: Pat
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCN_")}
     env.update(SCN_DATABASE_URL=db_url, SCN_BROKER_URL=broker_url, SCN_REDELIVER_AFTER_S="3",
                SCN_SWEEP_INTERVAL_S="0.5", SCN_RETRY_BASE_S="1", SCN_MAX_RETRIES="4",
-               SCN_INSTANCE_PATH=str(instance), PYTHONPATH=str(root))
+               SCN_INSTANCE_PATH=str(instance), PYTHONPATH=str(root),
+               SCN_WEBHOOK_ALLOWED_NETWORKS="127.0.0.0/8")  # the tests' webhook receivers
     if smtp_url:
         env["SCN_SMTP_URL"] = smtp_url
     env.update({k: str(v) for k, v in extra.items()})

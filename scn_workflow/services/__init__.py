@@ -10,6 +10,7 @@ from sqlalchemy.orm import sessionmaker
 from scn_workflow.config import Settings
 from scn_workflow.db.engine import make_engine, make_session_factory
 from scn_workflow.db.uow import UnitOfWork
+from scn_workflow.services.destinations import system_resolver
 
 
 def utcnow() -> datetime:
@@ -30,6 +31,8 @@ class Services:
         self.settings = settings
         self.session_factory = session_factory or make_session_factory(make_engine(settings.database_url))
         self.clock = clock
+        # host, port -> addresses: how webhook hosts are resolved (a test gives a stub that never asks DNS)
+        self.resolve: Callable[[str, int], list[str]] = system_resolver
         self.publish: Callable[[str, str], None] = _no_broker
         # Called with the (event id, queues) of each commit; when it publishes them (a broker),
         # `publishes_after_commit` is set and the commit writes its outbox rows as published.

@@ -7,6 +7,8 @@ import sqlalchemy as sa
 from scn_workflow.domain.errors import Conflict, Forbidden, InvalidInput, NotFound, Violation
 from scn_workflow.domain.model import Actor, Cycle, LimitOverride, MemberState, Role
 from scn_workflow.services import Services
+from scn_workflow.services.destinations import Refused, check_secret
+from scn_workflow.services.webhooks import destinations_of
 
 LEAD_AGENCY_FIELDS = ("lead_agency_name", "lead_agency_email", "lead_agency_webhook_url",
                       "lead_agency_webhook_secret")
@@ -64,15 +66,30 @@ def set_override(svc: Services, actor: Actor, cycle_code: str, member_state: str
 
 
 def update_member_state(svc: Services, actor: Actor, code: str, changes: dict) -> MemberState:
-    """Set a member state's lead agency and its contacts."""
+    """Set a member state's lead agency and its contacts. A webhook URL must pass the webhook URL rule
+    (destinations.py) and, as it will stand after the change, come with a secret of 16+ characters."""
     require_admin(actor)
+    unknown = [name for name in changes if name not in LEAD_AGENCY_FIELDS]
+    if unknown:
+        raise InvalidInput("The change is not valid.", {name: ["Unknown field."] for name in unknown})
+    errors = {}
+    url = changes.get("lead_agency_webhook_url")
+    if url:
+        try:
+            destinations_of(svc).check(url)  # resolves the host: before the transaction opens
+        except Refused as exc:
+            errors["lead_agency_webhook_url"] = [str(exc)]
     with svc.uow() as uow:
         state = uow.session.get(MemberState, code)
         if state is None:
             raise NotFound(f"No member state {code!r}.")
+        after = {name: changes.get(name, getattr(state, name)) for name in LEAD_AGENCY_FIELDS}
+        secret_error = check_secret(after["lead_agency_webhook_url"], after["lead_agency_webhook_secret"])
+        if secret_error and ("lead_agency_webhook_url" in changes or "lead_agency_webhook_secret" in changes):
+            errors["lead_agency_webhook_secret"] = [secret_error]
+        if errors:
+            raise InvalidInput("The lead agency's webhook is not valid.", errors)
         for name, value in changes.items():
-            if name not in LEAD_AGENCY_FIELDS:
-                raise InvalidInput("The change is not valid.", {name: ["Unknown field."]})
             setattr(state, name, value)
         uow.commit()
         return state

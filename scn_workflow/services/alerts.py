@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 
 from scn_workflow.db import tables as t
 from scn_workflow.services import Services, mailer, ops
-from scn_workflow.services.webhooks import DeliveryFailed, post
+from scn_workflow.services.webhooks import DeliveryFailed, destinations_of, post
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ def _tell(svc: Services, subject: str, body: str, kind: str, key: str, incident_
         # incident with the same key, are each news to a receiver that drops repeated keys.
         try:
             post(svc.settings.alert_webhook_url, svc.settings.secret_key, f"alert.{kind}",
-                 f"incident-{incident_id}-{kind}", payload, timeout=5)
+                 f"incident-{incident_id}-{kind}", payload, timeout=5, to=destinations_of(svc))
         except DeliveryFailed:
             log.warning("alert webhook failed", exc_info=True)
 

@@ -13,7 +13,7 @@ from scn_workflow.domain.model import SYSTEM, MemberState, Nomination
 from scn_workflow.services import Services, mailer, nominations
 from scn_workflow.services.effects import Outcome, begin, record_effects, recorded, release
 from scn_workflow.services.outbox import mark_done
-from scn_workflow.services.webhooks import DeliveryFailed, post, to_json
+from scn_workflow.services.webhooks import DeliveryFailed, destinations_of, post, to_json
 
 
 def package(uow, nomination: Nomination) -> dict:
@@ -74,23 +74,27 @@ def deliver(svc: Services, event_id: str) -> Outcome:
 
 def _deliver(svc: Services, event_id: str, nomination: Nomination, agency: MemberState, body: bytes,
              done: set[str]) -> None:
+    if agency is None or not agency.has_lead_agency:
+        # The same rule as hand_over's: without a name and a channel nothing is sent, since the
+        # nomination could not be handed over after it anyway.
+        raise DeliveryFailed(f"No lead agency is set for member state {nomination.member_state}: the package "
+                             "goes only to a lead agency with a name and an email or a webhook.")
     channels = []
-    if agency and agency.lead_agency_webhook_url:
+    if agency.lead_agency_webhook_url:
         channels.append(("webhook", agency.lead_agency_webhook_url))
-    if agency and agency.lead_agency_email:
+    if agency.lead_agency_email:
         channels.append(("email", agency.lead_agency_email))
-    if not channels:
-        raise DeliveryFailed(f"No lead agency webhook or email is set for member state {nomination.member_state}.")
     for channel, target in channels:
         if f"handover:{channel}" in done:
             continue  # delivered by an earlier attempt
         try:
             if channel == "webhook":
-                status = post(target, agency.lead_agency_webhook_secret or "", "nomination.accepted", event_id, body)
+                status = post(target, agency.lead_agency_webhook_secret or "", "nomination.accepted", event_id, body,
+                              to=destinations_of(svc))
                 detail = f"answered {status}"
             else:
                 detail = mailer.send(svc.settings, _package_mail(svc, nomination, agency, event_id, body))
-        except (DeliveryFailed, OSError) as exc:
+        except (DeliveryFailed, OSError, ValueError) as exc:
             _record_delivery(svc, nomination.id, event_id, channel, target, "failed", str(exc))
             raise DeliveryFailed(str(exc)) from None
         _record_delivery(svc, nomination.id, event_id, channel, target, "accepted", detail)
@@ -104,7 +108,9 @@ def _deliver(svc: Services, event_id: str, nomination: Nomination, agency: Membe
 
 def _package_mail(svc, nomination, agency, event_id, body: bytes) -> EmailMessage:
     message = EmailMessage()
-    message["Subject"] = f"[{nomination.reference}] Handover package: {nomination.city_name}"
+    # Names are typed by people and may hold a line break (stored before input refused them):
+    # a header carries them on one line, or the mail could never be sent.
+    message["Subject"] = mailer.one_line(f"[{nomination.reference}] Handover package: {nomination.city_name}")
     message["From"] = svc.settings.mail_from
     message["To"] = agency.lead_agency_email
     message["Date"] = formatdate(localtime=False)
@@ -119,14 +125,20 @@ def _package_mail(svc, nomination, agency, event_id, body: bytes) -> EmailMessag
     return message
 
 
+# What a submitter reads in the audit trail; the receiver's answer stays with operators (the delivery
+# record, the failure on /ops), since it can hold an internal address or a receiver's error page.
+FAILED_COMMENT = "The package could not be delivered to the lead agency; operators have been told."
+
+
 def record_failed(svc: Services, event_id: str, error: str) -> None:
-    """Delivery failed for good: record `handover.failed` on the nomination (once per acceptance)."""
+    """Delivery failed for good: record `handover.failed` on the nomination (once per acceptance), with
+    a sentence for everyone who reads the nomination; `error` is kept for operators."""
     with svc.uow() as uow:
         if "handover.failed" in recorded(uow, event_id):
             return
         nomination_id = uow.session.scalar(sa.select(t.events.c.nomination_id).where(t.events.c.event_id == event_id))
         nomination = uow.session.get(Nomination, nomination_id)
         now = svc.clock()
-        nomination.note_handover_failed(error[:1000], event_id, now)
+        nomination.note_handover_failed(FAILED_COMMENT, event_id, now)
         record_effects(uow, [(event_id, "handover.failed", error[:1000])], now)
         uow.commit()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import re
 import smtplib
 import threading
 from email.message import Message
@@ -17,6 +18,15 @@ from scn_workflow.config import Settings
 
 _lock = threading.Lock()
 _held: tuple | None = None  # (pid, SCN_SMTP_URL, smtplib.SMTP): this process's connection
+
+
+# Line breaks and other control characters, which a header must not carry (a CR or LF would end it).
+_NOT_IN_A_HEADER = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]+")
+
+
+def one_line(text: str) -> str:
+    """`text` fit for a mail header: each run of line breaks, control characters and spaces becomes one space."""
+    return " ".join(_NOT_IN_A_HEADER.sub(" ", text).split())
 
 
 def send(settings: Settings, message: Message) -> str:

@@ -53,7 +53,8 @@ def compose(settings, event, nomination, to_name: str, to_address: str) -> MIMEM
     package's compat32 classes, which skip EmailMessage's header parsing.)"""
     context = {"nomination": nomination, "event": event, "what": EVENTS[event.name].what, "name": to_name}
     message = MIMEMultipart("alternative", policy=_UNFOLDED)
-    subject = f"[{nomination.reference}] {nomination.city_name} {context['what']}"
+    # One line whatever a stored city name holds: compat32 would write a line break into the header.
+    subject = mailer.one_line(f"[{nomination.reference}] {nomination.city_name} {context['what']}")
     message["Subject"] = subject if subject.isascii() else Header(subject, "utf-8")
     message["From"] = settings.mail_from
     message["To"] = to_address

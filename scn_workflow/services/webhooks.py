@@ -5,17 +5,17 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import urllib.error
-import urllib.request
 from datetime import datetime
 
 import sqlalchemy as sa
+import urllib3
 
 from scn_workflow.db import tables as t
 from scn_workflow.domain.errors import Forbidden, InvalidInput, NotFound, Violation
 from scn_workflow.domain.model import Actor, Role
 from scn_workflow.domain.workflow import EVENTS
-from scn_workflow.services import Services
+from scn_workflow.services import Services, destinations
+from scn_workflow.services.destinations import Destinations, Refused
 from scn_workflow.services.effects import Outcome, begin, record_effects, release
 from scn_workflow.services.outbox import mark_done
 
@@ -23,25 +23,39 @@ EVENT_NAMES = tuple(EVENTS)
 
 
 class DeliveryFailed(Exception):
-    """The receiver did not accept the delivery (an error status or no answer)."""
+    """The receiver did not accept the delivery (an error status or no answer), or the URL breaks the rule."""
 
 
 def signature(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
 
 
-def post(url: str, secret: str, event_name: str, event_id: str, body: bytes, timeout: float = 10.0) -> int:
-    """POST a signed body; returns the status when 2xx, raises DeliveryFailed otherwise."""
-    request = urllib.request.Request(url, data=body, method="POST", headers={
-        "Content-Type": "application/json", "X-SCN-Signature": signature(secret, body),
-        "X-SCN-Event": event_name, "Idempotency-Key": event_id, "User-Agent": "scn-workflow"})
+def destinations_of(svc: Services) -> Destinations:
+    """The webhook URL rule with this deployment's allowed networks and resolver."""
+    return Destinations(svc.settings.webhook_allowed_networks, svc.resolve)
+
+
+def post(url: str, secret: str, event_name: str, event_id: str, body: bytes, timeout: float = 10.0, *,
+         to: Destinations) -> int:
+    """POST a signed body to a checked address of `url`; returns the status when 2xx, raises
+    DeliveryFailed otherwise (a redirect included: it is not followed). An empty secret is refused:
+    a signature with an empty key proves nothing."""
+    if len(secret or "") < destinations.MIN_SECRET:
+        raise DeliveryFailed(f"{url} was not called: it has no secret of {destinations.MIN_SECRET} characters "
+                             "or more to sign with.")
+    headers = {"Content-Type": "application/json", "X-SCN-Signature": signature(secret, body),
+               "X-SCN-Event": event_name, "Idempotency-Key": event_id, "User-Agent": "scn-workflow"}
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - admin-set URLs
-            return response.status
-    except urllib.error.HTTPError as exc:
-        raise DeliveryFailed(f"{url} answered {exc.code}") from None
-    except (urllib.error.URLError, OSError) as exc:
-        raise DeliveryFailed(f"{url} did not answer: {getattr(exc, 'reason', exc)}") from None
+        status = destinations.post(to, url, body, headers, timeout)
+    except Refused as exc:
+        raise DeliveryFailed(f"{url} was not called: {exc}") from None
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        raise DeliveryFailed(f"{url} did not answer: {exc}") from None
+    if 300 <= status < 400:
+        raise DeliveryFailed(f"{url} answered {status}, a redirect, which is not followed.")
+    if not 200 <= status < 300:
+        raise DeliveryFailed(f"{url} answered {status}")
+    return status
 
 
 def to_json(value) -> str:
@@ -61,10 +75,13 @@ def subscribe(svc: Services, actor: Actor, url: str, secret: str, events: list[s
     if actor.role not in (Role.ADMIN, Role.SYSTEM):
         raise Forbidden("Only an admin may subscribe webhooks.", [Violation("admin", "Only an admin may do this.")])
     errors = {}
-    if not url.startswith(("http://", "https://")):
-        errors["url"] = ["Must be an http:// or https:// URL."]
-    if len(secret or "") < 16:
-        errors["secret"] = ["Must be at least 16 characters."]
+    try:
+        destinations_of(svc).check(url)  # resolves the host: before any transaction opens
+    except Refused as exc:
+        errors["url"] = [str(exc)]
+    secret_error = destinations.check_secret(url, secret)
+    if secret_error:
+        errors["secret"] = [secret_error]
     unknown = [e for e in events if e not in EVENT_NAMES]
     if not events or unknown:
         errors["events"] = [f"Name one or more of: {', '.join(EVENT_NAMES)}."]
@@ -98,10 +115,10 @@ def deliver_event(svc: Services, event_id: str) -> Outcome:
         hooks = [h for h in uow.session.execute(sa.select(t.webhooks).where(t.webhooks.c.active.is_(True)))
                  if event.name in (h.events or []) and f"webhook:{h.id}" not in done]
         uow.commit()
-    body, called, errors = event_body(event), [], []
+    body, called, errors, to = event_body(event), [], [], destinations_of(svc)
     for hook in hooks:
         try:
-            status = post(hook.url, hook.secret, event.name, event_id, body)
+            status = post(hook.url, hook.secret, event.name, event_id, body, to=to)
             called.append((event_id, f"webhook:{hook.id}", f"{hook.url} answered {status}"))
         except DeliveryFailed as exc:
             errors.append(str(exc))

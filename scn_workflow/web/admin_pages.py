@@ -117,6 +117,8 @@ def member_state_list():
                 admin.update_member_state(svc(), current_user(), code, data)
                 flash(f"Lead agency of {code} saved.")
                 return redirect(url_for("admin_pages.member_state_list"))
+            except InvalidInput as err:  # the webhook URL rule: shown next to its field
+                field_errors = err.fields
             except DomainError as err:  # an unknown code has no form of its own to show it next to
                 flash(err.detail, "error")
                 status = err.status

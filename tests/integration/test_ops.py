@@ -27,7 +27,7 @@ import sqlalchemy as sa
 from scn_workflow.app import create_app
 from scn_workflow.db import tables as t
 from scn_workflow.services import alerts, checks, failures, nominations, ops, outbox, webhooks
-from tests.conftest import ASSESSMENT, PASSWORD, build_world, complete_draft, make_services
+from tests.conftest import ASSESSMENT, LOOPBACK, PASSWORD, build_world, complete_draft, make_services
 from tests.integration.conftest import BIN, ROOT, wait_for, worker_env
 
 SECRET = "lead-agency-secret-0123456789"
@@ -467,7 +467,7 @@ def test_a_broker_that_never_answers_does_not_hang_the_pages(scheme, sqlite_url,
 
 def test_queue_depths_from_rabbitmq_with_no_worker_consuming(sqlite_url, rabbitmq_vhost, tmp_path):
     app = create_app({"database_url": sqlite_url, "broker_url": rabbitmq_vhost.url,
-                      "instance_path": str(tmp_path / "web")})
+                      "instance_path": str(tmp_path / "web"), "webhook_allowed_networks": LOOPBACK})
     app.config["TESTING"] = True
     svc = app.extensions["scn"]
     try:
@@ -519,7 +519,7 @@ def test_queue_depths_from_rabbitmq_with_no_worker_consuming(sqlite_url, rabbitm
 
 def test_alerts_mail_each_operator_once_when_an_incident_opens_and_once_when_it_clears(
         db_url, clock, tmp_path, smtp_server, webhook_receiver):
-    svc = make_services(db_url, clock, tmp_path, smtp_url=smtp_server.url,
+    svc = make_services(db_url, clock, tmp_path, smtp_url=smtp_server.url, secret_key="alert-signing-key-0123456789",
                         alert_webhook_url=webhook_receiver.url + "/alerts")
     try:
         w = build_world(svc)

@@ -23,7 +23,7 @@ from scn_workflow.db import tables as t
 from scn_workflow.domain.model import Actor, Role
 from scn_workflow.services import nominations, outbox, webhooks
 from scn_workflow.services.reactions import HANDLERS
-from tests.conftest import ASSESSMENT, build_world, complete_draft, make_services
+from tests.conftest import ASSESSMENT, LOOPBACK, build_world, complete_draft, make_services
 from tests.integration.conftest import BIN, ROOT, body_json, free_port, wait_for, worker_env
 
 SECRET = "lead-agency-secret-0123456789"
@@ -158,7 +158,8 @@ def make_stack(broker_url, pg_url, smtp_server, webhook_receiver, tmp_path):
     Indonesia's lead agency has a signed webhook (the test's receiver) and an email.
     """
     app = create_app({"database_url": pg_url, "broker_url": broker_url, "smtp_url": smtp_server.url,
-                      "instance_path": str(tmp_path / "web"), "redeliver_after_s": 3.0})
+                      "instance_path": str(tmp_path / "web"), "redeliver_after_s": 3.0,
+                      "webhook_allowed_networks": LOOPBACK})
     svc = app.extensions["scn"]
     world = build_world(svc)
     lead_agency_webhook(svc, webhook_receiver.url + "/handover")

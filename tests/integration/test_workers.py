@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from scn_workflow.app import create_app
 from scn_workflow.db import tables as t
 from scn_workflow.services import nominations, webhooks
-from tests.conftest import ASSESSMENT, build_world, complete_draft
+from tests.conftest import ASSESSMENT, LOOPBACK, build_world, complete_draft
 from tests.integration.conftest import body_json, wait_for, worker_env
 
 SECRET = "lead-agency-secret-0123456789"
@@ -24,7 +24,8 @@ SUB_SECRET = "subscriber-secret-0123456789"
 def stack(pg_url, broker_url, smtp_server, webhook_receiver, start_worker, tmp_path, clock):
     """The web side (this process, publishing after commit) and one worker process, on Redis or RabbitMQ."""
     app = create_app({"database_url": pg_url, "broker_url": broker_url, "smtp_url": smtp_server.url,
-                      "instance_path": str(tmp_path / "web"), "redeliver_after_s": 3.0})
+                      "instance_path": str(tmp_path / "web"), "redeliver_after_s": 3.0,
+                      "webhook_allowed_networks": LOOPBACK})
     svc = app.extensions["scn"]
     world = build_world(svc)
     with svc.engine.begin() as c:
