@@ -181,7 +181,6 @@ def list_checks(nomination_id):
 
 
 @blp.post("/<int:nomination_id>/attachments")
-@blp.arguments(AttachmentForm(), location="form", content_type="multipart/form-data")
 @blp.response(201, AttachmentOut)
 @blp.doc(security=SECURITY, operationId="addAttachment", responses={201: {"links": ATTACHMENT_LINKS}},
          requestBody={"content": {"multipart/form-data": {"schema": {
@@ -189,22 +188,23 @@ def list_checks(nomination_id):
     "properties": {"file": {"type": "string", "format": "binary"},
                    "kind": {"type": "string", "enum": ["action_plan", "supporting_document"]}}}}}})
 @errors(blp, 401, 403, 404, 412, 413, 415, 422)
-def add_attachment(form, nomination_id):
-    """Attach a PDF (checked by content) to a drafted nomination."""
+def add_attachment(nomination_id):
+    """Attach a PDF (checked by content) to a drafted nomination. Who may, the state and If-Match
+    are checked before the body is read: a refused upload is never spooled or stored."""
     actor = current_actor()
-    if request.mimetype != "multipart/form-data":
-        from werkzeug.exceptions import UnsupportedMediaType
-        raise UnsupportedMediaType("Upload the file as multipart/form-data with fields file and kind.")
-    upload = request.files.get("file")
+    version = required_version() if request.headers.get("If-Match") else None
+    attachments.may_attach(svc(), actor, nomination_id, version)
+    request.max_content_length = attachments.UPLOAD_LIMIT  # Werkzeug stops reading past it: 413
+    upload = request.files.get("file")  # the body is read (and parsed) here, not before
+    problems = AttachmentForm().validate(request.form.to_dict())
     if upload is None:
-        raise InvalidInput("The attachment is not valid.", {"file": ["Missing file."]})
+        problems["file"] = ["Missing file."]
+    if problems:
+        raise InvalidInput("The attachment is not valid.", problems)
     content = upload.read(attachments.MAX_BYTES + 1)
     if len(content) > attachments.MAX_BYTES:
         raise RequestEntityTooLarge(f"An attachment may be at most {attachments.MAX_BYTES // (1024 * 1024)} MiB.")
-    version = None
-    if request.headers.get("If-Match"):
-        version = required_version()
-    return attachments.add(svc(), actor, nomination_id, form["kind"], upload.filename or "", content, version)
+    return attachments.add(svc(), actor, nomination_id, request.form["kind"], upload.filename or "", content, version)
 
 
 @blp.get("/<int:nomination_id>/attachments/<int:attachment_id>")
