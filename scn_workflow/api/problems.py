@@ -7,6 +7,7 @@ from marshmallow import Schema, fields
 from werkzeug.exceptions import HTTPException
 
 from scn_workflow.domain.errors import DomainError, InvalidInput
+from scn_workflow.schemas.errors import MAX_ERRORS, capped, summary
 
 PROBLEM_TYPE = "https://scn-workflow.example/problems/"  # stable identifiers, not fetched
 
@@ -21,18 +22,25 @@ class ProblemSchema(Schema):
     title = fields.String(metadata={"example": "Refused by the rules of the process"})
     status = fields.Integer(metadata={"example": 422})
     detail = fields.String(metadata={"example": "Required fields are missing: vision."})
-    errors = fields.Dict(metadata={"description": "Messages by field, for validation errors",
-                                   "example": {"csco_email": ["Not a valid email address."]}})
+    errors = fields.Dict(metadata={
+        "description": f"Messages by field, for validation errors (nested by field or list position, such as "
+                       f"projects.0.title): at most {MAX_ERRORS} messages, the first ones found",
+        "example": {"csco_email": ["Not a valid email address."]}})
+    error_count = fields.Integer(metadata={
+        "description": f"How many messages the input earned in all, with `errors`; when over {MAX_ERRORS}, "
+                       "`errors` holds the first ones and `detail` ends with how many more there are",
+        "example": 1})
     violations = fields.List(fields.Nested(ViolationSchema),
                              metadata={"description": "Each rule that refused, by name"})
 
 
 def problem(status: int, title: str, detail: str, *, kind: str | None = None, errors=None, violations=None,
             headers=None):
+    """The answer; `errors` (by field) are cut to MAX_ERRORS messages and counted in `error_count`."""
     body = {"type": PROBLEM_TYPE + (kind or title.lower().replace(" ", "-")), "title": title, "status": status,
             "detail": detail}
     if errors is not None:
-        body["errors"] = errors
+        body["errors"], body["error_count"] = capped(errors)
     if violations is not None:
         body["violations"] = violations
     response = make_response(json.dumps(body), status)
@@ -46,7 +54,7 @@ def from_domain(err: DomainError):
     kind = type(err).__name__.replace("Error", "")
     kind = "".join("-" + c.lower() if c.isupper() else c for c in kind).lstrip("-")
     return problem(err.status, err.title, err.detail, kind=kind,
-                   errors=_stringify(err.fields) if isinstance(err, InvalidInput) else None,
+                   errors=err.fields if isinstance(err, InvalidInput) else None,
                    violations=[v.as_dict() for v in err.violations] or None)
 
 
@@ -58,8 +66,8 @@ def from_http(err: HTTPException):
         fields_ = {}
         for location_messages in messages.values():
             fields_.update(location_messages if isinstance(location_messages, dict) else {"_schema": location_messages})
-        fields_ = _stringify(fields_)
-        return problem(422, "Invalid input", "The input is not valid: " + _summary(fields_) + ".",
+        shown, total = capped(fields_)
+        return problem(422, "Invalid input", f"The input is not valid: {summary(shown, total)}.",
                        kind="invalid-input", errors=fields_)
     headers = {}
     if status == 405 and err.valid_methods:
@@ -67,25 +75,3 @@ def from_http(err: HTTPException):
     if status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="scn-workflow"'
     return problem(status, err.name, err.description or err.name, headers=headers)
-
-
-def _summary(fields_: dict) -> str:
-    """'field: first message' for each field, nested fields joined with dots."""
-    parts = []
-    for name, messages in fields_.items():
-        if isinstance(messages, dict):
-            parts.append(_summary({f"{name}.{k}": v for k, v in messages.items()}))
-        elif isinstance(messages, list) and messages:
-            parts.append(f"{name}: {messages[0] if not isinstance(messages[0], (dict, list)) else 'invalid'}")
-        else:
-            parts.append(f"{name}: {messages}")
-    return "; ".join(parts)
-
-
-def _stringify(value):
-    """marshmallow keys may be integers (list positions): make the errors plain JSON."""
-    if isinstance(value, dict):
-        return {str(k): _stringify(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_stringify(v) for v in value]
-    return value

@@ -5,15 +5,18 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from scn_workflow.domain.workflow import STATES
-from scn_workflow.schemas.nominations import CheckOut, EventOut, NominationOut, Strict
+from scn_workflow.schemas.nominations import CheckOut, EventOut, NominationOut, Strict, StrictBoolean
+from scn_workflow.schemas.text import BoundedList, Email, Int32, Line, Moment, QueryInt, Text, Url
 from scn_workflow.services.webhooks import EVENT_NAMES
+
+ROLES = ["submitter", "reviewer", "operator", "admin"]
 
 
 class TokenRequest(Strict):
-    username = fields.String(required=True, validate=validate.Length(min=1, max=80),
-                             metadata={"example": "submitter-id"})
-    password = fields.String(required=True, validate=validate.Length(min=1, max=200),
-                             metadata={"example": "demo-password"})
+    username = Line(required=True, min_length=1, max_length=80, metadata={"example": "submitter-id"})
+    # A password is checked, never stored as typed: any line up to 200 characters (a NUL is refused,
+    # as the database would refuse it in a username).
+    password = Line(required=True, min_length=1, max_length=200, metadata={"example": "demo-password"})
 
 
 class TokenOut(Schema):
@@ -30,12 +33,10 @@ class MemberStateOut(Schema):
 
 
 class MemberStatePatch(Strict):
-    lead_agency_name = fields.String(allow_none=True, validate=validate.Length(max=300))
-    lead_agency_email = fields.Email(allow_none=True, validate=validate.Length(max=254))
-    lead_agency_webhook_url = fields.Url(allow_none=True, schemes={"http", "https"}, require_tld=False,
-                                         validate=validate.Length(max=2000))
-    lead_agency_webhook_secret = fields.String(allow_none=True, validate=validate.Length(min=16, max=200),
-                                               load_only=True)
+    lead_agency_name = Line(allow_none=True, max_length=300)
+    lead_agency_email = Email(allow_none=True)
+    lead_agency_webhook_url = Url(allow_none=True)
+    lead_agency_webhook_secret = Line(allow_none=True, min_length=16, max_length=200, load_only=True)
 
 
 class OverrideOut(Schema):
@@ -57,27 +58,27 @@ class CycleOut(Schema):
 
 
 class CycleCreate(Strict):
-    code = fields.String(required=True, validate=validate.Regexp(r"^[A-Za-z0-9][A-Za-z0-9-]{0,39}$",
-                                                                 error="Letters, digits and dashes, 1-40."))
-    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    opens_at = fields.AwareDateTime(required=True, default_timezone=None)
-    closes_at = fields.AwareDateTime(required=True, default_timezone=None)
-    limit_per_state = fields.Integer(load_default=3, strict=True, validate=validate.Range(min=1, max=100))
-    requires_action_plan = fields.Boolean(load_default=False, truthy={True}, falsy={False})
+    code = Line(required=True, max_length=40, validate=validate.Regexp(r"^[A-Za-z0-9][A-Za-z0-9-]{0,39}\Z",
+                                                                       error="Letters, digits and dashes, 1-40."))
+    name = Line(required=True, min_length=1, max_length=200)
+    opens_at = Moment(required=True)
+    closes_at = Moment(required=True)
+    limit_per_state = Int32(load_default=3, minimum=1, maximum=100)
+    requires_action_plan = StrictBoolean(load_default=False)
 
 
 class OverrideRequest(Strict):
-    limit = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=100))
-    reason = fields.String(required=True, validate=validate.Length(min=3, max=2000))
+    limit = Int32(required=True, minimum=1, maximum=100)
+    reason = Text(required=True, min_length=3, max_length=2000)
 
 
 class UserCreate(Strict):
-    username = fields.String(required=True, validate=validate.Regexp(r"^[a-z0-9][a-z0-9._-]{1,79}$",
-                                                                     error="2-80 lower-case letters, digits, . _ -"))
-    password = fields.String(required=True, load_only=True, validate=validate.Length(min=8, max=200))
-    email = fields.Email(required=True, validate=validate.Length(max=254))
-    role = fields.String(required=True, validate=validate.OneOf(["submitter", "reviewer", "operator", "admin"]))
-    member_state = fields.String(allow_none=True, validate=validate.Length(equal=2))
+    username = Line(required=True, max_length=80, validate=validate.Regexp(
+        r"^[a-z0-9][a-z0-9._-]{1,79}\Z", error="2-80 lower-case letters, digits, . _ -"))
+    password = Line(required=True, load_only=True, min_length=8, max_length=200)
+    email = Email(required=True)
+    role = Line(required=True, max_length=20, validate=validate.OneOf(ROLES))
+    member_state = Line(allow_none=True, min_length=2, max_length=2)
 
 
 class UserOut(Schema):
@@ -89,10 +90,10 @@ class UserOut(Schema):
 
 
 class WebhookCreate(Strict):
-    url = fields.Url(required=True, schemes={"http", "https"}, require_tld=False, validate=validate.Length(max=2000))
-    secret = fields.String(required=True, load_only=True, validate=validate.Length(min=16, max=200))
-    events = fields.List(fields.String(validate=validate.OneOf(EVENT_NAMES)), required=True,
-                         validate=validate.Length(min=1, max=len(EVENT_NAMES)))
+    url = Url(required=True)
+    secret = Line(required=True, load_only=True, min_length=16, max_length=200)
+    events = BoundedList(Line(max_length=40, validate=validate.OneOf(EVENT_NAMES)), required=True, unique=True,
+                         min_length=1, max_length=len(EVENT_NAMES))
 
 
 class WebhookOut(Schema):
@@ -102,12 +103,14 @@ class WebhookOut(Schema):
 
 
 class ListQuery(Strict):
-    state = fields.String(validate=validate.OneOf(STATES))
-    member_state = fields.String(validate=validate.Length(equal=2))
-    cycle = fields.String(validate=validate.Length(min=1, max=40))
-    q = fields.String(validate=validate.Length(min=1, max=100))
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=100_000))
-    per_page = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
+    """The filters and page of a list (the API's query string; the pages read it too)."""
+
+    state = Line(max_length=20, validate=validate.OneOf(STATES))
+    member_state = Line(min_length=2, max_length=2)
+    cycle = Line(min_length=1, max_length=40)
+    q = Line(min_length=1, max_length=100)
+    page = QueryInt(load_default=1, minimum=1, maximum=100_000)
+    per_page = QueryInt(load_default=20, minimum=1, maximum=100)
 
 
 class Links(Schema):
@@ -143,7 +146,7 @@ class AttachmentOut(Schema):
 
 
 class AttachmentForm(Schema):
-    kind = fields.String(required=True, validate=validate.OneOf(["action_plan", "supporting_document"]))
+    kind = Line(required=True, max_length=40, validate=validate.OneOf(["action_plan", "supporting_document"]))
 
 
 class WorkflowTrigger(Schema):

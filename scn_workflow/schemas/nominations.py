@@ -1,18 +1,18 @@
-"""Nomination input and output. Unknown fields are refused; strings are length-limited."""
+"""Nomination input and output. Unknown fields are refused; strings, numbers and lists follow
+schemas/text.py (the columns of db/tables.py)."""
 
 from __future__ import annotations
 
-from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 from scn_workflow.domain.errors import InvalidInput
 from scn_workflow.domain.reference import focus_areas
 from scn_workflow.domain.workflow import SPECS
+from scn_workflow.schemas.errors import capped, summary
+from scn_workflow.schemas.text import BoundedDict, BoundedList, Email, Int32, Int64, Line, Text
 
 FOCUS_AREA = validate.OneOf(list(focus_areas()), error="Must be one of: {choices}.")
-
-
-def _text(max_len: int, **kwargs):
-    return fields.String(validate=validate.Length(max=max_len), **kwargs)
+MAX_PROJECTS = 50
 
 
 class StrictBoolean(fields.Boolean):
@@ -30,50 +30,42 @@ class Strict(Schema):
 
 
 class ProjectSchema(Strict):
-    title = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    focus_area = fields.String(required=True, validate=FOCUS_AREA)
-    description = _text(4000, load_default="")
+    title = Line(required=True, min_length=1, max_length=200)
+    focus_area = Line(required=True, max_length=40, validate=FOCUS_AREA)
+    description = Text(max_length=4000, load_default="")
     priority = StrictBoolean(load_default=False)
 
 
 class NominationContent(Strict):
     """The editable content of a nomination; every field optional (a draft may be partial)."""
 
-    city_name = fields.String(validate=validate.Length(min=1, max=120))
-    region = _text(120, allow_none=True)
-    population = fields.Integer(allow_none=True, strict=True,
-                                validate=validate.Range(min=1, max=100_000_000))
-    csco_name = _text(120, allow_none=True)
-    csco_email = fields.Email(allow_none=True, validate=validate.Length(max=254))
-    vision = _text(10_000, allow_none=True)
-    focus_areas = fields.List(fields.String(validate=FOCUS_AREA), validate=validate.Length(max=6))
-    projects = fields.List(fields.Nested(ProjectSchema), validate=validate.Length(max=50))
-
-    @validates_schema
-    def _no_repeats(self, data, **kwargs):
-        areas = data.get("focus_areas") or []
-        if len(set(areas)) != len(areas):
-            raise ValidationError("Each focus area may be named once.", "focus_areas")
+    city_name = Line(min_length=1, max_length=120)
+    region = Line(max_length=120, allow_none=True)
+    population = Int64(minimum=1, maximum=100_000_000, allow_none=True)
+    csco_name = Line(max_length=120, allow_none=True)
+    csco_email = Email(allow_none=True)
+    vision = Text(max_length=10_000, allow_none=True)
+    focus_areas = BoundedList(Line(max_length=40, validate=FOCUS_AREA), max_length=len(focus_areas()), unique=True)
+    projects = BoundedList(fields.Nested(ProjectSchema), max_length=MAX_PROJECTS)
 
 
 class NominationCreate(NominationContent):
-    city_name = fields.String(required=True, validate=validate.Length(min=1, max=120))
-    member_state = fields.String(validate=validate.Length(equal=2))
-    cycle = fields.String(validate=validate.Length(min=1, max=40))
+    city_name = Line(required=True, min_length=1, max_length=120)
+    member_state = Line(min_length=2, max_length=2)
+    cycle = Line(min_length=1, max_length=40)
 
 
 class AssessmentSchema(Strict):
-    scores = fields.Dict(keys=fields.String(validate=FOCUS_AREA),
-                         values=fields.Integer(strict=True, validate=validate.Range(min=1, max=5)),
-                         required=True)
-    recommendation = fields.String(required=True, validate=validate.OneOf(["accept", "reject", "return"]))
-    summary = fields.String(required=True, validate=validate.Length(min=1, max=10_000))
+    scores = BoundedDict(keys=Line(max_length=40, validate=FOCUS_AREA),
+                         values=Int32(minimum=1, maximum=5), max_length=len(focus_areas()), required=True)
+    recommendation = Line(required=True, max_length=20, validate=validate.OneOf(["accept", "reject", "return"]))
+    summary = Text(required=True, min_length=1, max_length=10_000)
 
 
 class TransitionRequest(Strict):
-    trigger = fields.String(required=True, validate=validate.OneOf(list(SPECS),
-                                                                   error="Must be one of: {choices}."))
-    comment = _text(10_000, allow_none=True)
+    trigger = Line(required=True, max_length=40, validate=validate.OneOf(list(SPECS),
+                                                                         error="Must be one of: {choices}."))
+    comment = Text(max_length=10_000, allow_none=True)
     assessment = fields.Nested(AssessmentSchema, allow_none=True)
 
 
@@ -134,11 +126,12 @@ class CheckOut(Schema):
 
 
 def load(schema: Schema, data, *, partial: bool = False) -> dict:
-    """Validate input with `schema`; refuse with every field's messages."""
+    """Validate input with `schema`; refuse with each field's messages (the first of them in the
+    detail, with how many more there are)."""
     if not isinstance(data, dict):
         raise InvalidInput("The body must be a JSON object.", {"_schema": ["Must be a JSON object."]})
     try:
         return schema.load(data, partial=partial)
     except ValidationError as err:
-        raise InvalidInput("The input is not valid: " + ", ".join(map(str, err.messages)) + ".",
-                           err.messages) from None
+        shown, total = capped(err.messages)
+        raise InvalidInput(f"The input is not valid: {summary(shown, total)}.", err.messages) from None

@@ -5,9 +5,9 @@ from __future__ import annotations
 from marshmallow import ValidationError
 from werkzeug.datastructures import MultiDict
 
-from scn_workflow.schemas.nominations import AssessmentSchema, NominationContent, NominationCreate
-
-MAX_PROJECTS = 50
+from scn_workflow.domain.errors import N_
+from scn_workflow.schemas.nominations import MAX_PROJECTS, AssessmentSchema, NominationContent, NominationCreate
+from scn_workflow.schemas.text import form_number
 
 
 def nomination_input(form: MultiDict) -> dict:
@@ -28,9 +28,9 @@ def nomination_input(form: MultiDict) -> dict:
     if action == "add_project" and len(projects) < MAX_PROJECTS:
         projects.append({"title": "", "focus_area": "", "description": "", "priority": False})
     elif action.startswith("remove_project:"):
-        index = action.split(":", 1)[1]
-        if index.isdigit() and int(index) < len(projects):
-            projects.pop(int(index))
+        index = form_number(action.split(":", 1)[1])
+        if isinstance(index, int) and index < len(projects):
+            projects.pop(index)
     return data
 
 
@@ -41,7 +41,7 @@ def validate_nomination(raw: dict, *, creating: bool) -> tuple[dict | None, dict
         data[name] = data[name].strip() or None
     data["city_name"] = data["city_name"].strip()
     population = data["population"].strip().replace(",", "").replace("_", "")
-    data["population"] = None if not population else int(population) if population.isdigit() else population
+    data["population"] = form_number(population) if population else None
     # Blank project rows are dropped; the errors of the others must still name their row in the form.
     kept = [i for i, p in enumerate(data["projects"]) if any((p["title"].strip(), p["description"].strip()))]
     data["projects"] = [data["projects"][i] for i in kept]
@@ -55,9 +55,9 @@ def validate_nomination(raw: dict, *, creating: bool) -> tuple[dict | None, dict
                                   for i, messages in errors["projects"].items()}
             for i, messages in errors["projects"].items():
                 if isinstance(messages, dict) and "focus_area" in messages and not raw["projects"][i]["focus_area"]:
-                    messages["focus_area"] = ["Choose the focus area of this project."]
+                    messages["focus_area"] = [N_("Choose the focus area of this project.")]
         if "city_name" in errors and not data["city_name"]:
-            errors["city_name"] = ["Enter the name of the city."]
+            errors["city_name"] = [N_("Enter the name of the city.")]
         return None, errors
 
 
@@ -65,7 +65,7 @@ def assessment_input(form: MultiDict, focus_areas: list[str]) -> dict:
     scores = {}
     for area in focus_areas:
         value = form.get(f"score-{area}", "")
-        scores[area] = int(value) if value.isdigit() else value
+        scores[area] = form_number(value) if value else value
     return {"scores": scores, "recommendation": form.get("recommendation", ""), "summary": form.get("summary", "")}
 
 
@@ -78,9 +78,9 @@ def validate_assessment(raw: dict) -> tuple[dict | None, dict]:
         if isinstance(errors.get("scores"), dict):
             for area, messages in errors["scores"].items():
                 if raw["scores"].get(area) == "":
-                    messages["value"] = ["Choose a score from 1 to 5."]
+                    messages["value"] = [N_("Choose a score from 1 to 5.")]
         if "recommendation" in errors and not raw["recommendation"]:
-            errors["recommendation"] = ["Choose a recommendation."]
+            errors["recommendation"] = [N_("Choose a recommendation.")]
         if "summary" in errors and not raw["summary"].strip():
-            errors["summary"] = ["Write a summary of the assessment."]
+            errors["summary"] = [N_("Write a summary of the assessment.")]
         return None, errors
