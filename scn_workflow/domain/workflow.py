@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from transitions import Machine
 
 from scn_workflow.domain import rules as r
-from scn_workflow.domain.errors import Forbidden, InvalidTransition, RuleViolation, UnknownTrigger, Violation
+from scn_workflow.domain.errors import N_, Forbidden, InvalidTransition, RuleViolation, UnknownTrigger, Violation
 from scn_workflow.domain.model import DomainEvent, Nomination
 
 STATES = ("drafted", "submitted", "reviewed", "accepted", "handed_over", "rejected", "withdrawn")
@@ -62,6 +62,11 @@ class TriggerSpec:
     permissions: tuple[r.Rule, ...]
     rules: tuple[r.Rule, ...] = ()
     comment_prompt: str | None = None  # what the comment must say, when a rule requires one
+    # What a person is told once it is done ("Submitted. Automated checks run now; ..."), and, for a trigger
+    # that cannot be undone, the consequence a confirmation names first (placeholders: {city}, {cycle},
+    # {member_state}). Plain English marked with N_: the page translates them.
+    next_step: str = ""
+    confirmation: str | None = None
 
     @property
     def label(self) -> str:
@@ -75,31 +80,46 @@ SPECS = {spec.trigger: spec for spec in (
     TriggerSpec("submit", ("drafted",), "submitted",
                 EventSpec("nomination.submitted", "was submitted and is being checked", _SUBMITTERS, ("checks",)),
                 "a submitter of that member state", (r.SUBMITTER_OF_MEMBER_STATE,),
-                (r.COMPLETE, r.CYCLE_OPEN, r.WITHIN_STATE_LIMIT)),
+                (r.COMPLETE, r.CYCLE_OPEN, r.WITHIN_STATE_LIMIT),
+                next_step=N_("Submitted. Automated checks run now; reviewers are told when they finish.")),
     TriggerSpec("return_for_revision", ("submitted", "reviewed"), "drafted",
                 EventSpec("nomination.returned", "was returned for revision", _SUBMITTERS),
-                "a reviewer", (r.REVIEWER,), (r.COMMENT_REQUIRED,), "What needs revision"),
+                "a reviewer", (r.REVIEWER,), (r.COMMENT_REQUIRED,), "What needs revision",
+                next_step=N_("Returned for revision. The submitters of {member_state} are told; they can edit "
+                             "the draft and submit it again.")),
     TriggerSpec("review", ("submitted",), "reviewed", EventSpec("nomination.reviewed", "was reviewed", _SUBMITTERS),
                 "a reviewer not of that member state", (r.REVIEWER, r.REVIEWER_NOT_OF_MEMBER_STATE),
                 (r.CHECKS_FINISHED, r.NO_BLOCKING_CHECK_FAILED, r.ASSESSMENT_REQUIRED,
-                 r.ASSESSMENT_COMPLETE)),
+                 r.ASSESSMENT_COMPLETE),
+                next_step=N_("Review recorded. A second reviewer, not of the same member state, now accepts or "
+                             "rejects the nomination.")),
     TriggerSpec("accept", ("reviewed",), "accepted",
                 EventSpec("nomination.accepted", "was accepted", _SUBMITTERS, ("handover",)),
                 "a reviewer not of that member state, other than the one who reviewed it (four eyes)",
-                (r.REVIEWER, r.REVIEWER_NOT_OF_MEMBER_STATE, r.FOUR_EYES)),
+                (r.REVIEWER, r.REVIEWER_NOT_OF_MEMBER_STATE, r.FOUR_EYES),
+                next_step=N_("Accepted. The handover package is being sent to the lead agency of {member_state}; "
+                             "the nomination is handed over once it is delivered."),
+                confirmation=N_("Accepting cannot be undone. {city} will join the ASEAN Smart Cities Network, "
+                                "and its handover package will be sent to the lead agency of {member_state}.")),
     TriggerSpec("reject", ("reviewed",), "rejected", EventSpec("nomination.rejected", "was rejected", _SUBMITTERS),
                 "a reviewer not of that member state, other than the one who reviewed it (four eyes)",
                 (r.REVIEWER, r.REVIEWER_NOT_OF_MEMBER_STATE, r.FOUR_EYES), (r.REASON_REQUIRED,),
-                "Reason for rejecting"),
+                "Reason for rejecting",
+                next_step=N_("Rejected. The submitters of {member_state} are told, with your reason."),
+                confirmation=N_("Rejecting cannot be undone. {city} will leave the {cycle} cycle; your reason "
+                                "is sent to the submitters of {member_state}.")),
     TriggerSpec("withdraw", ("drafted", "submitted"), "withdrawn",
                 EventSpec("nomination.withdrawn", "was withdrawn",
                           (Audience.SUBMITTERS, Audience.REVIEWERS_IF_SUBMITTED)),
-                "a submitter of that member state", (r.SUBMITTER_OF_MEMBER_STATE,)),
+                "a submitter of that member state", (r.SUBMITTER_OF_MEMBER_STATE,),
+                next_step=N_("Withdrawn. The nomination no longer counts towards the limit of {member_state}."),
+                confirmation=N_("Withdrawing cannot be undone. {city} will leave the {cycle} cycle.")),
     TriggerSpec("hand_over", ("accepted",), "handed_over",
                 EventSpec("nomination.handed_over", "was handed over to the lead agency",
                           (Audience.SUBMITTERS, Audience.LEAD_AGENCY)),
                 "the system (handover worker) or an operator", (r.SYSTEM_OR_OPERATOR,),
-                (r.LEAD_AGENCY_SET, r.PACKAGE_DELIVERED)),
+                (r.LEAD_AGENCY_SET, r.PACKAGE_DELIVERED),
+                next_step=N_("Handed over. The lead agency acknowledges receipt of the package.")),
 )}
 
 # The events no trigger records: a draft's creation and edits, and what the workers record.
@@ -214,6 +234,33 @@ def allowed_triggers(nomination: Nomination, facts: r.Facts) -> list[str]:
     """
     return [trigger for trigger in MACHINE.get_triggers(nomination.state)
             if not _refusals(SPECS[trigger].permissions, nomination, facts)]
+
+
+def triggers_from(state: str) -> list[str]:
+    """The triggers the machine allows from `state`, in the order of the table."""
+    return MACHINE.get_triggers(state)
+
+
+ROLE_RULES = frozenset({r.SUBMITTER_OF_MEMBER_STATE, r.REVIEWER, r.SYSTEM_OR_OPERATOR})
+"""The permissions that say whom a trigger is for: nobody expects a trigger meant for another role."""
+
+
+def unavailable(nomination: Nomination, facts: r.Facts) -> dict[str, list[Violation]]:
+    """Triggers the state allows and meant for the actor's role that the actor may not fire now, each with
+    the refusals that say why: another permission (four eyes, the reviewer's own member state), or a rule
+    about the world around the nomination (`Rule.needs`: the cycle, the limit, the lead agency, the
+    delivery), which `facts` must hold. What the request itself brings (a comment, an assessment) and the
+    nomination's own fields are not anticipated: firing explains them."""
+    out = {}
+    for trigger in triggers_from(nomination.state):
+        spec = SPECS[trigger]
+        if _refusals([p for p in spec.permissions if p in ROLE_RULES], nomination, facts):
+            continue
+        refused = (_refusals([p for p in spec.permissions if p not in ROLE_RULES], nomination, facts)
+                   or _refusals([rule for rule in spec.rules if rule.needs], nomination, facts))
+        if refused:
+            out[trigger] = refused
+    return out
 
 
 def describe() -> dict:
