@@ -7,6 +7,7 @@ from werkzeug.exceptions import PreconditionFailed, PreconditionRequired, Unauth
 
 from scn_workflow.current import svc
 from scn_workflow.domain.model import Actor
+from scn_workflow.schemas.text import parse_int
 from scn_workflow.services import tokens
 
 
@@ -39,8 +40,8 @@ def required_version() -> int | None:
     value = header.strip()
     if value == "*":
         return None
-    value = value.removeprefix("W/").strip('"')
-    if not value.isdigit() or len(value) > 9:
+    version = parse_int(value.removeprefix("W/").strip('"'))  # ASCII digits, within the column
+    if version is None:
         raise PreconditionFailed(f"If-Match {header!r} names no version of this nomination.")
-    return int(value)
+    return version
 

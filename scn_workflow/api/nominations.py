@@ -15,6 +15,7 @@ from scn_workflow.domain.errors import InvalidInput
 from scn_workflow.domain.model import Actor, Nomination
 from scn_workflow.schemas.api import AttachmentForm, AttachmentOut, CheckList, EventList, ListQuery, NominationPage
 from scn_workflow.schemas.nominations import NominationContent, NominationCreate, NominationOut, TransitionRequest
+from scn_workflow.schemas.text import text_problem
 from scn_workflow.services import attachments, idempotency, nominations
 
 blp = Blueprint("nominations", __name__, url_prefix="/api/v1/nominations", description="Nominations")
@@ -93,9 +94,9 @@ def create_nomination(body):
     actor = current_actor()
     key = request.headers.get("Idempotency-Key")
     if key is not None:
-        if not 1 <= len(key) <= 200:
-            raise InvalidInput("The Idempotency-Key header is not valid.",
-                               {"Idempotency-Key": ["Must be 1 to 200 characters."]})
+        problem = text_problem(key) or (None if 1 <= len(key) <= 200 else "Must be 1 to 200 characters.")
+        if problem:
+            raise InvalidInput("The Idempotency-Key header is not valid.", {"Idempotency-Key": [problem]})
         digest = idempotency.request_hash(request.get_json(silent=True))
         stored = idempotency.reserve(svc(), actor.username, key, digest)
         if stored is not None:

@@ -11,6 +11,7 @@ from scn_workflow.current import svc
 from scn_workflow.domain.errors import DomainError, InvalidInput
 from scn_workflow.domain.model import Role
 from scn_workflow.schemas.api import CycleCreate, MemberStatePatch, OverrideRequest, UserCreate
+from scn_workflow.schemas.text import form_number
 from scn_workflow.services import admin, users
 from scn_workflow.web.errors import error_page
 from scn_workflow.web.session import current_user, login_required
@@ -66,7 +67,7 @@ def cycle_list():
         limit = raw["limit_per_state"]
         data, errors = _load(CycleCreate(), {**raw, "opens_at": _date(raw["opens_at"]),
                                              "closes_at": _date(raw["closes_at"]),
-                                             "limit_per_state": int(limit) if limit.isdigit() else limit})
+                                             "limit_per_state": form_number(limit)})
         if data is not None:
             try:
                 admin.create_cycle(svc(), current_user(), data)
@@ -85,7 +86,7 @@ def cycle_list():
 @login_required(Role.ADMIN)
 def set_override(code):
     limit = request.form.get("limit", "").strip()
-    data, errors = _load(OverrideRequest(), {"limit": int(limit) if limit.isdigit() else limit,
+    data, errors = _load(OverrideRequest(), {"limit": form_number(limit),
                                              "reason": request.form.get("reason", "").strip()})
     if data is None:
         flash("Override not saved: " + "; ".join(f"{k}: {' '.join(v)}" for k, v in errors.items()), "error")
