@@ -139,6 +139,20 @@ def _percentile(values: list[float], q: float) -> float | None:
     return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
 
 
+_INSERT_RUN = sa.insert(t.task_runs)  # built once: a statement built per task costs more than it runs
+
+
+def record_task_run(engine: sa.Engine, *, task: str, event_id: str | None, outcome: str, duration_ms: float,
+                    finished_at, worker: str | None) -> None:
+    """One task execution (succeeded, retried or failed), for the dashboard and /metrics: what Celery's
+    workers record through their signals and the embedded worker records itself."""
+    # On PostgreSQL one statement, committed by itself: no BEGIN and COMMIT round trips a task.
+    with (engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+          if engine.dialect.name == "postgresql" else engine.begin()) as connection:
+        connection.execute(_INSERT_RUN, {"task": task, "event_id": event_id, "outcome": outcome,
+                                         "duration_ms": duration_ms, "finished_at": finished_at, "worker": worker})
+
+
 def task_outcomes(svc: Services) -> dict:
     """Per task, over the last hour and day: succeeded, retried, failed; median and p95 duration (ms)."""
     now = svc.clock()
@@ -232,14 +246,14 @@ class Status:
 
 def status(svc: Services, celery=None) -> Status:
     """Everything at a glance, and the list of what is wrong (empty when all is well)."""
-    from scn_workflow.services import failures
+    from scn_workflow.services import acknowledgements, failures
     settings = svc.settings
     queue_report = queues(svc)
     # No ping through a broker that just failed to answer: it would only wait out its own timeout.
     report = {"queues": queue_report, "workers": workers(svc, celery if queue_report["reachable"] else None),
               "outbox": outbox.backlog(svc),
               "failures": len(failures.list_failures(svc, "open")), "nominations": by_state(svc),
-              "waiting": waiting(svc)}
+              "waiting": waiting(svc), "unacknowledged": acknowledgements.unacknowledged(svc)}
     problems = []
     if not report["queues"]["reachable"]:
         problems.append(f"broker unreachable: {report['queues'].get('error')}")
@@ -257,4 +271,7 @@ def status(svc: Services, celery=None) -> Status:
     if report["outbox"]["oldest_unpublished_age_s"] > settings.outbox_max_age_s:
         problems.append(f"outbox: {report['outbox']['unpublished']} row(s) unpublished, the oldest for "
                         f"{report['outbox']['oldest_unpublished_age_s']:.0f} s")
+    if report["unacknowledged"]:
+        problems.append(f"{len(report['unacknowledged'])} nomination(s) handed over, not yet acknowledged by the "
+                        f"lead agency after {settings.ack_after_days} days")
     return Status(problems, report)

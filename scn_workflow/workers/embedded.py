@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import logging
 import queue
+import socket
 import threading
+import time
 
 from celery.utils.time import get_exponential_backoff_interval
 
-from scn_workflow.services import Services, outbox
-from scn_workflow.services.reactions import HANDLERS, give_up
+from scn_workflow.services import Services, attachments, outbox
+from scn_workflow.services.ops import record_task_run
+from scn_workflow.services.reactions import HANDLERS, TASK_NAMES, give_up
 
 log = logging.getLogger(__name__)
 
@@ -64,11 +67,15 @@ class EmbeddedWorker:
         """One message, retried as Celery retries it (exponential backoff, full jitter), then given up."""
         settings = self.svc.settings
         for retries in range(settings.max_retries + 1):
+            started = time.monotonic()
             try:
                 HANDLERS[queue_name](self.svc, event_id)
+                self._record(queue_name, event_id, "succeeded", started)
                 return
             except Exception as exc:  # noqa: BLE001 - retried, then recorded as a failure
-                if retries == settings.max_retries:
+                last = retries == settings.max_retries
+                self._record(queue_name, event_id, "failed" if last else "retried", started)
+                if last:
                     log.warning("embedded worker: %s for %s failed for good: %s", queue_name, event_id, exc)
                     give_up(self.svc, queue_name, event_id, f"{type(exc).__name__}: {exc}", retries + 1)
                     return
@@ -76,11 +83,27 @@ class EmbeddedWorker:
                 if self._stop.wait(wait):
                     return
 
+    def _record(self, queue_name: str, event_id: str, outcome: str, started: float) -> None:
+        """The run, as Celery's workers record theirs (workers/signals.py), so /ops counts it."""
+        try:
+            record_task_run(self.svc.engine, task=TASK_NAMES[queue_name], event_id=event_id, outcome=outcome,
+                            duration_ms=(time.monotonic() - started) * 1000, finished_at=self.svc.clock(),
+                            worker=f"embedded@{socket.gethostname()}")
+        except Exception:  # noqa: BLE001 - bookkeeping must never fail the work
+            log.exception("embedded worker: could not record the task run")
+
     def _run(self) -> None:
+        files_swept = 0.0
         while not self._stop.is_set():
             self._wake.clear()
             try:
                 self.run_once()
             except Exception:  # noqa: BLE001 - keep the worker alive; the next sweep tries again
                 log.exception("embedded worker: the sweep failed")
+            if time.monotonic() - files_swept >= attachments.SWEEP_EVERY_S:  # as beat schedules it
+                files_swept = time.monotonic()
+                try:
+                    attachments.sweep_orphans(self.svc)
+                except Exception:  # noqa: BLE001 - the next round tries again
+                    log.exception("embedded worker: the sweep of stored files failed")
             self._wake.wait(self.svc.settings.sweep_interval_s)

@@ -15,6 +15,7 @@ from celery.worker import state as worker_state
 
 from scn_workflow import logs
 from scn_workflow.db import tables as t
+from scn_workflow.services.ops import record_task_run
 
 log = logging.getLogger("scn_workflow.worker")
 _started: dict[str, float] = {}
@@ -23,9 +24,6 @@ HEARTBEAT_S = 5.0
 _stopping = threading.Event()  # set at a warm shutdown: the heartbeat stops, its row is removed
 _beat_lock = threading.Lock()
 _heartbeat_of: dict = {}  # this worker's hostname and Flask app, for the shutdown
-
-
-_INSERT_RUN = sa.insert(t.task_runs)  # built once: a statement built per task costs more than it runs
 
 
 def _now():
@@ -40,13 +38,8 @@ def _record(task, outcome: str, task_id: str) -> None:
     duration_ms = (time.monotonic() - started) * 1000
     event_id = task.request.args[0] if task.request.args else None
     try:
-        engine = task.flask_app.extensions["scn"].engine
-        # On PostgreSQL one statement, committed by itself: no BEGIN and COMMIT round trips a task.
-        with (engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-              if engine.dialect.name == "postgresql" else engine.begin()) as connection:
-            connection.execute(_INSERT_RUN, {"task": task.name, "event_id": event_id, "outcome": outcome,
-                                             "duration_ms": duration_ms, "finished_at": _now(),
-                                             "worker": task.request.hostname})
+        record_task_run(task.flask_app.extensions["scn"].engine, task=task.name, event_id=event_id,
+                        outcome=outcome, duration_ms=duration_ms, finished_at=_now(), worker=task.request.hostname)
     except Exception:  # noqa: BLE001 - bookkeeping must never fail the task
         log.exception("could not record the task run")
     log.info("task %s", outcome, extra={"task": task.name, "event_id": event_id, "duration_ms": round(duration_ms, 1)})

@@ -14,7 +14,7 @@ from scn_workflow.db import engine as engine_module
 from scn_workflow.db import tables as t
 from scn_workflow.domain.model import SYSTEM
 from scn_workflow.services import checks, nominations
-from tests.conftest import ASSESSMENT, build_world, complete_draft, make_services
+from tests.conftest import ASSESSMENT, PASSWORD, build_world, complete_draft, make_services
 
 UNREACHABLE_POSTGRES = "postgresql://postgres@127.0.0.1:1/x"
 
@@ -141,18 +141,22 @@ def test_the_register_lists_only_accepted_and_handed_over_cities(client, web_svc
     assert response.status_code == 200
     assert response.mimetype == "text/html"
     page = response.get_data(as_text=True)
-    assert "3 nomination(s)." in page
+    assert "<h1>Cities accepted into the ASEAN Smart Cities Network</h1>" in page
+    assert "3 nominations." in page
     for n in (accepted, handed_over, hostile):
         assert n.reference in page
-    assert "Makassar" in page and "Banyuwangi" in page
-    assert ">accepted<" in page and ">handed_over<" in page
+        assert f'<a href="/cities/{n.id}">' in page  # each row leads to the city's public page
+    assert ">Makassar</a>" in page and ">Banyuwangi</a>" in page
+    assert ">Indonesia<" in page and ">ID<" not in page  # the member state's name, not its code
+    assert ">Accepted<" in page and ">Handed over<" in page
+    assert ">ASCN-2026<" in page  # the cycle of the decision
     for city in hidden.values():
         assert city not in page
     assert "<script>alert" not in page
     assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; &amp; Co (placeholder)" in page
 
     searched = client.get("/", query_string={"q": "makassar"}).get_data(as_text=True)
-    assert "1 nomination(s)." in searched and "Makassar" in searched and "Banyuwangi" not in searched
+    assert "1 nomination." in searched and "Makassar" in searched and "Banyuwangi" not in searched
     assert "Hidden Draft City" not in client.get("/", query_string={"q": "hidden"}).get_data(as_text=True)
 
 
@@ -160,3 +164,50 @@ def test_the_register_escapes_the_search_box(client):
     page = client.get("/", query_string={"q": '"><img src=x onerror=alert(1)>'}).get_data(as_text=True)
     assert "<img src=x" not in page
     assert "No nominations found." in page
+
+
+def test_an_accepted_city_has_a_public_page_without_personal_data(client, web_svc):
+    world = build_world(web_svc)
+    accepted = _walk(web_svc, world, "Makassar", "accepted")
+    reviewed = _walk(web_svc, world, "Hidden Reviewed City", "reviewed")
+    withdrawn = _walk(web_svc, world, "Hidden Withdrawn City", "withdrawn")
+
+    response = client.get(f"/cities/{accepted.id}")
+    assert response.status_code == 200
+    page = response.get_data(as_text=True)
+    assert "<h1>Makassar <small>Indonesia</small></h1>" in page
+    assert "Accepted into the ASEAN Smart Cities Network on" in page and "in the ASCN-2026 cycle." in page
+    assert "A test vision." in page and "Civic and Social, Quality Environment" in page
+    assert "<li>Village e-services</li>" in page and "<li>Clean rivers</li>" in page
+    for private in ("Test Officer", "csco@banyuwangi.example", "sub-id", "rev-sg", "rev-ph", "@test.example"):
+        assert private not in page, private
+    for hidden in (reviewed, withdrawn):
+        assert client.get(f"/cities/{hidden.id}").status_code == 404
+    assert client.get("/cities/999999").status_code == 404
+    assert client.get("/cities/99999999999").status_code == 404
+
+
+def test_the_embedded_worker_records_its_task_runs_for_the_dashboard(sqlite_url, tmp_path):
+    from scn_workflow.services import ops
+    app = _app(sqlite_url, tmp_path / "instance")
+    svc = app.extensions["scn"]
+    try:
+        world = build_world(svc)
+        n = nominations.create(svc, world.submitter_id, complete_draft())
+        nominations.fire(svc, world.submitter_id, n.id, "submit", n.version)
+        worker = app.extensions["scn_embedded_worker"]
+        assert worker.run_once() >= 2  # the checks and the mails of the submission
+        outcomes = ops.task_outcomes(svc)["hour"]
+        assert outcomes["scn.checks"]["succeeded"] == 1 and outcomes["scn.notifications"]["succeeded"] == 1
+        assert outcomes["scn.checks"]["median_ms"] is not None
+        with svc.engine.connect() as c:
+            assert c.scalar(sa.select(t.task_runs.c.worker).limit(1)).startswith("embedded@")
+        signed_in = app.test_client()
+        login = signed_in.get("/login").get_data(as_text=True)
+        import re
+        token = re.search(r'name="csrf_token" value="([^"]+)"', login).group(1)
+        signed_in.post("/login", data={"username": "ops", "password": PASSWORD, "csrf_token": token})
+        dashboard = signed_in.get("/ops").get_data(as_text=True)
+        assert "No tasks ran." not in dashboard and "<td>scn.checks</td><td>1</td>" in dashboard
+    finally:
+        svc.engine.dispose()

@@ -721,6 +721,54 @@ def test_submit_and_withdraw_from_the_nomination_page(site):
     assert "(submitted → withdrawn)" in timeline
 
 
+def test_withdraw_accept_and_reject_without_confirmation_change_nothing(site):
+    draft, reviewed = site.draft("Makassar"), site.reviewed()
+    sub, rev = site.visitor("sub-id"), site.visitor("rev-ph")
+    for visitor, n, trigger, extra, consequence in (
+            (sub, draft, "withdraw", {}, "Withdrawing cannot be undone. Makassar will leave the ASCN-2026 cycle."),
+            (rev, reviewed, "accept", {}, "Accepting cannot be undone. Banyuwangi will join the ASEAN Smart Cities "
+                                          "Network, and its handover package will be sent to the lead agency of "
+                                          "Indonesia."),
+            (rev, reviewed, "reject", {"comment": "Not ready."}, "Rejecting cannot be undone."),
+            (rev, reviewed, "reject", {"comment": "Not ready.", "confirm": "no"}, "Rejecting cannot be undone.")):
+        before = site.get(n.id)
+        shown = visitor.post(f"/nominations/{n.id}/fire", {"trigger": trigger, "version": str(n.version), **extra})
+        assert shown.status_code == 200, trigger
+        assert consequence in text(shown), trigger
+        after = site.get(n.id)
+        assert (after.state, after.version) == (before.state, before.version), trigger
+        # the confirmation carries what was typed, and fires only with confirm=yes
+        assert 'name="confirm" value="yes"' in text(shown)
+        if "comment" in extra:
+            assert ">Not ready.</textarea>" in text(shown)
+    assert visitor.get(f"/nominations/{reviewed.id}/confirm/submit").status_code == 404  # nothing to confirm
+    confirmed = rev.post(f"/nominations/{reviewed.id}/fire", {"trigger": "reject", "version": str(reviewed.version),
+                                                              "comment": "Not ready.", "confirm": "yes"},
+                         follow_redirects=True)
+    assert "Rejected. The submitters of Indonesia are told, with your reason." in flashes(confirmed)
+    assert site.get(reviewed.id).state == "rejected"
+
+
+def test_the_nomination_page_says_why_an_expected_action_is_not_offered(site):
+    n = site.submitted()
+    own = text(site.visitor("rev-id").get(f"/nominations/{n.id}"))
+    assert "Not available to you now" in own
+    assert ("A reviewer of member state ID may not review, accept or reject a nomination of their own member "
+            "state.") in own or "Indonesia" in own.split('id="unavailable-h"')[1].split("</ul>")[0]
+    for city in ("Bandung", "Surabaya"):
+        site.submitted(city)
+    full = site.draft("Medan")
+    page = text(site.visitor("sub-id").get(f"/nominations/{full.id}"))
+    assert "Submit" not in buttons_of(page)
+    assert "already has 3 active" in page.split('id="unavailable-h"')[1].split("</ul>")[0]
+    assert "The ASCN-2026 cycle closes on" in page and "days left" in page
+
+
+def buttons_of(html: str) -> list[str]:
+    return [label.strip() for attributes, label in re.findall(r"<button ([^>]*)>(.*?)</button>", html, re.S)
+            if 'name="lang"' not in attributes]
+
+
 def test_refusals_of_submit_are_shown_in_words(site):
     incomplete = nominations.create(site.svc, site.world.submitter_id, {"city_name": "Makassar"})
     sub = site.visitor("sub-id")
