@@ -363,8 +363,23 @@ def ops_status(as_json):
         sys.exit(1)
 
 
+attachments_cli = AppGroup("attachments", help="Stored attachment files.")
+
+
+@attachments_cli.command("sweep")
+@click.option("--grace", "grace_s", type=click.IntRange(min=0), default=None,
+              help="Seconds a file no attachment names is left alone (default: an hour).")
+def attachments_sweep(grace_s):
+    """Remove stored files that no attachment names (what a crash between storing a file and
+    recording it left behind), once they are older than the grace period."""
+    from scn_workflow.services import attachments
+    svc = _svc()
+    removed = attachments.sweep_orphans(svc) if grace_s is None else attachments.sweep_orphans(svc, grace_s)
+    click.echo(f"removed {removed} stored file(s) that no attachment names")
+
+
 COMMANDS = (db_cli, seed_cmd, users_cli, audit_cli, nominations_cli, checks_cli, outbox_cli, failures_cli,
-            webhooks_cli, ops_cli, serve)
+            webhooks_cli, ops_cli, attachments_cli, serve)
 
 
 def register(app: Flask) -> None:

@@ -33,6 +33,7 @@ UPLOAD_LIMIT = MAX_BYTES + 64 * 1024
 # A stored file no row names is left alone this long: it may be an upload between writing its
 # file and committing its row (seconds), or a file an upload of the same content just reused.
 ORPHAN_GRACE_S = 3600
+SWEEP_EVERY_S = 600.0  # how often beat (or the embedded worker) sweeps: a folder listing and a query
 NAME_LIMIT = 100  # characters of a stored file name before ".pdf"
 
 WHAT = "attach files"

@@ -9,7 +9,7 @@ from __future__ import annotations
 from celery import shared_task
 from flask import current_app
 
-from scn_workflow.services import alerts, ops, outbox
+from scn_workflow.services import alerts, attachments, ops, outbox
 from scn_workflow.services.reactions import HANDLERS, TASK_NAMES
 
 
@@ -45,6 +45,12 @@ def call_webhooks(event_id: str) -> str:
 def sweep():
     """Publish what a crash or an outage left in the outbox, and what is not done in time (beat)."""
     return outbox.publish(current_app.extensions["scn"])
+
+
+@shared_task(name="scn.ops.sweep_attachments")
+def sweep_attachments():
+    """Remove stored files that no attachment names, once past their grace period (beat)."""
+    return attachments.sweep_orphans(current_app.extensions["scn"])
 
 
 @shared_task(name="scn.ops.sample")
