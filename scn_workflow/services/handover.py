@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import email.policy
 from email.message import EmailMessage
 from email.utils import formatdate
 
@@ -10,7 +11,7 @@ import sqlalchemy as sa
 from scn_workflow.db import tables as t
 from scn_workflow.domain.errors import DomainError
 from scn_workflow.domain.model import SYSTEM, MemberState, Nomination
-from scn_workflow.services import Services, mailer, nominations
+from scn_workflow.services import Services, acknowledgements, dossier, mailer, nominations
 from scn_workflow.services.effects import Outcome, begin, record_effects, recorded, release
 from scn_workflow.services.outbox import mark_done
 from scn_workflow.services.webhooks import DeliveryFailed, destinations_of, post, to_json
@@ -56,7 +57,8 @@ def deliver(svc: Services, event_id: str) -> Outcome:
         nomination_id = uow.session.scalar(sa.select(t.events.c.nomination_id).where(t.events.c.event_id == event_id))
         nomination = uow.session.get(Nomination, nomination_id)
         agency = uow.session.get(MemberState, nomination.member_state)
-        body = to_json(package(uow, nomination)).encode("utf-8")
+        links = acknowledgements.package_links(svc, uow, nomination.id, event_id)
+        body = to_json({**package(uow, nomination), "links": links}).encode("utf-8")
         uow.commit()
     try:
         if nomination.state == "accepted":
@@ -66,6 +68,9 @@ def deliver(svc: Services, event_id: str) -> Outcome:
             release(uow, event_id, "handover")
             uow.commit()
         raise
+    if nomination.state == "accepted" and agency.lead_agency_webhook_url:
+        # The lead agency's webhook answered 2xx (DeliveryFailed otherwise): its acknowledgement of receipt.
+        acknowledgements.acknowledge(svc, nomination.id, event_id, acknowledgements.VIA_WEBHOOK)
     with svc.uow() as uow:
         mark_done(uow, event_id, "handover", svc.clock())
         uow.commit()
@@ -106,8 +111,13 @@ def _deliver(svc: Services, event_id: str, nomination: Nomination, agency: Membe
             raise DeliveryFailed(f"hand_over was refused: {exc.detail}") from None
 
 
+# Each header on one line, as in the notifications, up to RFC 5322's limit of 998 characters: the
+# default folding at 78 puts a subject that starts with "[" on a line of its own, read with a leading space.
+_ONE_LINE_HEADERS = email.policy.SMTP.clone(max_line_length=998)
+
+
 def _package_mail(svc, nomination, agency, event_id, body: bytes) -> EmailMessage:
-    message = EmailMessage()
+    message = EmailMessage(policy=_ONE_LINE_HEADERS)
     # Names are typed by people and may hold a line break (stored before input refused them):
     # a header carries them on one line, or the mail could never be sent.
     message["Subject"] = mailer.one_line(f"[{nomination.reference}] Handover package: {nomination.city_name}")
@@ -117,9 +127,21 @@ def _package_mail(svc, nomination, agency, event_id, body: bytes) -> EmailMessag
     message["Message-ID"] = f"<{event_id}.handover@scn-workflow>"
     message["X-SCN-Event"] = "nomination.accepted"
     message["Idempotency-Key"] = event_id
+    plan = acknowledgements.action_plan(svc, nomination.id)
+    acknowledge = acknowledgements.links(svc, nomination.id, event_id)["acknowledge"]
     message.set_content(f"Dear {agency.lead_agency_name},\n\nThe ASEAN Smart Cities Network accepted "
-                        f"{nomination.city_name} ({nomination.reference}). Its handover package is attached "
-                        "as JSON: the nomination, its assessment, its checks and its audit trail with hashes.\n")
+                        f"{nomination.city_name} ({nomination.reference}). Its handover package is attached: "
+                        "the dossier (PDF: the nomination, its assessment and scores, its checks, and its audit "
+                        "trail with hashes and how to verify them), "
+                        + ("the city's action plan (PDF), " if plan else "")
+                        + "and the same as machine-readable JSON.\n\n"
+                        f"Please acknowledge receipt here (no account needed; the link works for "
+                        f"{svc.settings.handover_link_days} days):\n{acknowledge}\n")
+    message.add_attachment(dossier.build(svc, nomination.id, agency.lead_agency_language or "en"),
+                           maintype="application", subtype="pdf", filename=f"{nomination.reference}-dossier.pdf")
+    if plan:
+        message.add_attachment(plan[1], maintype="application", subtype="pdf",
+                               filename=f"{nomination.reference}-action-plan.pdf")
     message.add_attachment(body, maintype="application", subtype="json",
                            filename=f"{nomination.reference}-handover.json")
     return message
