@@ -5,6 +5,10 @@ from __future__ import annotations
 from collections import deque
 from html import escape
 
+from flask_babel import gettext, ngettext
+
+from scn_workflow.web.labels import state_label, trigger_label
+
 BOX_W, BOX_H, GAP_X, GAP_Y, MARGIN = 150, 56, 70, 60, 24
 BACK_LIFT, BACK_LIFT_STEP = 34, 46  # height of a backward arc over one column, and per extra column
 LABEL = 'font-size="11" fill="#222" stroke="#fff" stroke-width="4" paint-order="stroke"'  # a halo keeps it legible
@@ -59,7 +63,7 @@ def workflow_svg(definition: dict, counts: dict[str, int] | None = None) -> str:
 
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height:.0f}" role="img" '
              f'aria-labelledby="wf-title" class="workflow" width="100%">',
-             '<title id="wf-title">Workflow of a nomination: states and the triggers between them</title>',
+             f'<title id="wf-title">{escape(gettext("Workflow of a nomination: states and the actions between them"))}</title>',
              '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" '
              'orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#444"/></marker></defs>']
     arrivals: dict[str, int] = {}  # backward arcs into the same state arrive side by side
@@ -67,7 +71,7 @@ def workflow_svg(definition: dict, counts: dict[str, int] | None = None) -> str:
     for name, source, dest in moves:
         (sx, sy), (dx, dy) = box(source), box(dest)
         (scol, srow), (dcol, drow) = place[source], place[dest]
-        label = escape(name)
+        label = escape(trigger_label(name))
         if dcol > scol:  # forward: right edge to left edge
             x1, y1, x2, y2 = sx + BOX_W, sy + BOX_H / 2, dx, dy + BOX_H / 2
             path = f"M{x1},{y1} C{x1 + GAP_X / 2},{y1} {x2 - GAP_X / 2},{y2} {x2},{y2}"
@@ -99,10 +103,10 @@ def workflow_svg(definition: dict, counts: dict[str, int] | None = None) -> str:
         parts.append(f'<g><rect x="{x}" y="{y}" width="{BOX_W}" height="{BOX_H}" rx="8" fill="{fill}" '
                      f'stroke="#345" stroke-width="{2 if state == definition["initial"] else 1}"/>'
                      f'<text x="{x + BOX_W / 2}" y="{y + (24 if counts else 33)}" font-size="14" '
-                     f'text-anchor="middle" font-family="monospace">{escape(state)}</text>')
+                     f'text-anchor="middle">{escape(state_label(state))}</text>')
         if counts:
             parts.append(f'<text x="{x + BOX_W / 2}" y="{y + 44}" font-size="12" text-anchor="middle" '
-                         f'fill="#333">{counts.get(state, 0)} nomination(s)</text>')
+                         f'fill="#333">{escape(ngettext("%(num)s nomination", "%(num)s nominations", counts.get(state, 0)))}</text>')
         parts.append("</g>")
     # labels last, so that no line is drawn over one
     parts.extend(f'<text x="{x:.0f}" y="{y:.0f}" text-anchor="{anchor}" {LABEL}>{text}</text>'

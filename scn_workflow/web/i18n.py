@@ -14,6 +14,7 @@ from flask_babel import Babel, get_locale
 
 from scn_workflow.current import svc
 from scn_workflow.services import users
+from scn_workflow.web import labels
 from scn_workflow.web.session import current_user
 
 LANGUAGES = {"en": "English", "id": "Bahasa Indonesia"}
@@ -56,3 +57,4 @@ def install(app) -> None:
     Babel(app, locale_selector=select_locale, default_translation_directories="translations")
     app.register_blueprint(bp)
     app.jinja_env.globals.update(LANGUAGES=LANGUAGES, current_language=current_language)
+    labels.install(app)  # the words for codes, as Jinja filters
