@@ -32,6 +32,9 @@ class Settings:
     # SCN_SWEEP_BATCH: the most outbox rows one sweep publishes (and locks while it does); after a long
     # broker outage the rest goes at the next sweeps instead of in one transaction of unbounded size.
     sweep_batch: int = 500
+    # SCN_EXPORT_BATCH: the rows a CSV download reads per query, each in its own short read-only
+    # transaction: a download of every row keeps one batch in memory and no transaction open while it is sent.
+    export_batch: int = 1000
     max_retries: int = 5  # SCN_MAX_RETRIES: retries of a task before it becomes a recorded failure
     # SCN_RETRY_BASE_S: Celery's retry_backoff, whole seconds: the n-th retry waits a random time of at
     # most base * 2^n seconds (full jitter), never more than retry_cap_s.
@@ -66,6 +69,7 @@ class Settings:
             trusted_proxies=_count(env, "SCN_TRUSTED_PROXIES", 0),
             sweep_interval_s=_float(env, "SCN_SWEEP_INTERVAL_S", 5.0),
             sweep_batch=_whole(env, "SCN_SWEEP_BATCH", 500),
+            export_batch=_whole(env, "SCN_EXPORT_BATCH", 1000),
             max_retries=int(_float(env, "SCN_MAX_RETRIES", 5)),
             retry_base_s=_whole(env, "SCN_RETRY_BASE_S", 1),
             queue_max_age_s=_float(env, "SCN_QUEUE_MAX_AGE_S", 300.0),

@@ -16,7 +16,7 @@ from scn_workflow.domain.model import Actor, Nomination
 from scn_workflow.schemas.api import AttachmentForm, AttachmentOut, CheckList, EventList, ListQuery, NominationPage
 from scn_workflow.schemas.nominations import NominationContent, NominationCreate, NominationOut, TransitionRequest
 from scn_workflow.schemas.text import text_problem
-from scn_workflow.services import attachments, idempotency, nominations
+from scn_workflow.services import attachments, exports, idempotency, nominations
 
 blp = Blueprint("nominations", __name__, url_prefix="/api/v1/nominations", description="Nominations")
 SECURITY = [{"bearer": []}]
@@ -61,12 +61,20 @@ def _one(nomination: Nomination, actor: Actor, status: int = 200, extra: dict | 
 @blp.get("")
 @blp.arguments(ListQuery(), location="query", as_kwargs=True)
 @blp.response(200, NominationPage)
-@blp.doc(security=SECURITY)
+@blp.doc(security=SECURITY, responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}})
 @errors(blp, 401, 422)
 def list_nominations(page, per_page, **filters):
     """Nominations the caller may see: filter by state, member state, cycle; `q` searches city,
-    region and member state. Paginated, newest change first."""
+    region and member state. Paginated, newest change first.
+
+    With `Accept: text/csv`: every matching row (no pages), oldest reference first, as a CSV file
+    a spreadsheet opens safely: UTF-8 with a byte order mark, a cell that would be a formula
+    starts with `'`, headers and states in words in the language of `Accept-Language`."""
     actor = current_actor()
+    if request.accept_mimetypes.best_match(["application/json", "text/csv"]) == "text/csv":
+        return Response(exports.nominations_csv(svc(), actor, **filters), mimetype="text/csv", headers={
+            "Content-Disposition": f'attachment; filename="{exports.filename(svc(), "nominations")}"',
+            "Cache-Control": "no-store"})
     result = nominations.search(svc(), actor, page=page, per_page=per_page, **filters)
     files = attachments.listing(svc(), [n.id for n in result.items])
     last = max(1, -(-result.total // per_page))

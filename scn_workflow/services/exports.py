@@ -1,0 +1,110 @@
+"""Lists of nominations as CSV files that a spreadsheet opens safely, for pages and the API alike.
+
+The rows are those of the list the reader sees (search.visible_matching: who sees which, and
+the filters), every one of them, not a page: read `SCN_EXPORT_BATCH` rows at a time by id, each
+batch in its own short read-only transaction, so a download of 100,000 rows keeps one batch in
+memory and holds no transaction open while a slow client reads it. The file is UTF-8 with a
+byte order mark (a spreadsheet then reads Indonesian names as UTF-8, not as its local code
+page), and a cell that a spreadsheet would read as a formula is neutralised (OWASP, "CSV
+injection"). Headers and states are words in the reader's language; the public register has
+no personal data.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from datetime import datetime
+
+import sqlalchemy as sa
+from flask_babel import gettext as _
+
+from scn_workflow.db import tables as t
+from scn_workflow.domain.model import Actor
+from scn_workflow.domain.rules import Sight, sight
+from scn_workflow.services import Services
+from scn_workflow.services.search import visible_matching
+
+BOM = "\ufeff"
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+"""What makes a spreadsheet read a cell as a formula (or, tab and carriage return, hide one)."""
+
+
+def neutralised(value) -> str:
+    """The cell as text, with a single quote before anything a spreadsheet would evaluate."""
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
+def state_words() -> dict[str, str]:
+    """Each state as a reader reads it, in the current language."""
+    return {"drafted": _("Drafted"), "submitted": _("Submitted"), "reviewed": _("Reviewed"),
+            "accepted": _("Accepted"), "handed_over": _("Handed over"), "rejected": _("Rejected"),
+            "withdrawn": _("Withdrawn")}
+
+
+def headers(public: bool) -> list[str]:
+    """The header row; the public register's leaves out the Chief Smart City Officer (personal data)."""
+    people = [] if public else [_("Chief Smart City Officer"), _("Chief Smart City Officer's email")]
+    return [_("Reference"), _("City"), _("Region"), _("Member state"), _("Cycle"), _("State"), *people,
+            _("Submitted on"), _("Last updated on")]
+
+
+def _cells(row, public: bool, words: dict[str, str]) -> list[str]:
+    people = [] if public else [row.csco_name, row.csco_email]
+    return [neutralised(v) for v in (row.reference, row.city_name, row.region, row.member_state_name, row.cycle,
+                                     words.get(row.state, row.state), *people, _day(row.submitted_at),
+                                     _day(row.updated_at))]
+
+
+def _day(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d") if moment else ""
+
+
+def nominations_csv(svc: Services, actor: Actor | None, *, state: str | None = None,
+                    states: tuple[str, ...] | None = None, member_state: str | None = None, cycle: str | None = None,
+                    q: str | None = None, checks_done: bool = False) -> Iterator[bytes]:
+    """The CSV file, in pieces, of every nomination the actor's list shows with these filters (no
+    actor: the public register); `states` keeps any of several states. Oldest reference first.
+
+    Headers and state words are translated now, in the caller's language; the rows are read as
+    the pieces are taken."""
+    public = sight(actor) is Sight.PUBLIC_REGISTER
+    with svc.uow(read_only=True) as uow:
+        where = visible_matching(uow, actor, state=state, member_state=member_state, cycle=cycle, q=q,
+                                 checks_done=checks_done)
+    if states:
+        where.append(t.nominations.c.state.in_(states))
+    return _pieces(svc, where, headers(public), public, state_words())
+
+
+def _pieces(svc: Services, where: list, header: list[str], public: bool, words: dict[str, str]) -> Iterator[bytes]:
+    n, ms = t.nominations.c, t.member_states.c
+    columns = [n.id, n.reference, n.city_name, n.region, ms.name.label("member_state_name"), n.cycle, n.state,
+               n.submitted_at, n.updated_at]
+    if not public:
+        columns += [n.csco_name, n.csco_email]
+    query = sa.select(*columns).join(t.member_states, ms.code == n.member_state)
+    yield (BOM + _lines([header])).encode("utf-8")
+    batch, after = svc.settings.export_batch, 0
+    while True:
+        # Keyed by id, not by offset: a batch starts where the last one ended, whatever changed since.
+        with svc.uow(read_only=True) as uow:
+            rows = uow.session.execute(query.where(*where, n.id > after).order_by(n.id).limit(batch)).all()
+        if rows:
+            yield _lines(_cells(row, public, words) for row in rows).encode("utf-8")
+            after = rows[-1].id
+        if len(rows) < batch:
+            return
+
+
+def _lines(rows) -> str:
+    out = io.StringIO()
+    csv.writer(out).writerows(rows)
+    return out.getvalue()
+
+
+def filename(svc: Services, name: str) -> str:
+    """The download's file name: what it lists and today's date (`review-desk-2026-06-01.csv`)."""
+    return f"{name}-{svc.clock():%Y-%m-%d}.csv"
