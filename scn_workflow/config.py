@@ -46,6 +46,11 @@ class Settings:
     outbox_max_age_s: float = 120.0  # SCN_OUTBOX_MAX_AGE_S: unpublished outbox rows older than this
     stuck_after_h: float = 72.0  # SCN_STUCK_AFTER_H: a nomination waiting longer in submitted/reviewed
     alert_webhook_url: str | None = None  # SCN_ALERT_WEBHOOK_URL: also POST each alert here
+    # SCN_HANDOVER_LINK_DAYS: how long the signed links to a handover's PDFs (and its acknowledgement) work
+    handover_link_days: int = 30
+    # SCN_ACK_AFTER_DAYS: a nomination handed over this many days ago without the lead agency's
+    # acknowledgement is a problem operators see
+    ack_after_days: int = 7
 
     @property
     def embedded_worker(self) -> bool:
@@ -76,6 +81,8 @@ class Settings:
             outbox_max_age_s=_float(env, "SCN_OUTBOX_MAX_AGE_S", 120.0),
             stuck_after_h=_float(env, "SCN_STUCK_AFTER_H", 72.0),
             alert_webhook_url=env.get("SCN_ALERT_WEBHOOK_URL") or None,
+            handover_link_days=_whole(env, "SCN_HANDOVER_LINK_DAYS", 30),
+            ack_after_days=_whole(env, "SCN_ACK_AFTER_DAYS", 7),
         )
         return replace(settings, **overrides)
 

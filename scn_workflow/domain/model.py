@@ -214,5 +214,13 @@ class Nomination:
         self.record("handover.failed", "system", now, self.state, self.state, comment=error,
                     payload={"accepted_event_id": accepted_event_id})
 
+    def note_handover_acknowledged(self, agency: str, via: str, accepted_event_id: str, now: datetime) -> None:
+        """Record that the lead agency acknowledged receipt of the handover package (`via`: webhook or link)."""
+        self.version += 1
+        self.updated_at = now
+        actor = agency if len(agency) <= 80 else agency[:79] + "…"  # the actor column's width; the payload has it all
+        self.record("handover.acknowledged", actor, now, self.state, self.state,
+                    payload={"accepted_event_id": accepted_event_id, "agency": agency, "via": via})
+
     def __repr__(self):
         return f"<Nomination {self.reference} {self.city_name} {self.state} v{self.version}>"
