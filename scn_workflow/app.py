@@ -6,7 +6,9 @@ import functools
 import os
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
+from scn_workflow import ratelimit
 from scn_workflow.config import Settings
 from scn_workflow.services import Services, outbox
 from scn_workflow.workers import celery_init_app, publisher
@@ -28,6 +30,11 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.config.update(SECRET_KEY=settings.secret_key, SCN_SETTINGS=settings,
                       MAX_CONTENT_LENGTH=10 * 1024 * 1024)
     svc = app.extensions["scn"] = Services(settings)
+    if settings.trusted_proxies:
+        # The client's address is the one the trusted proxies report in X-Forwarded-For, never one a
+        # client wrote there itself (ProxyFix reads only the last `trusted_proxies` entries).
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies)
+    ratelimit.init_app(app, settings)
 
     celery = celery_init_app(app)
     _wire_delivery(app, svc, celery)

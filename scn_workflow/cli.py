@@ -91,11 +91,15 @@ users_cli = AppGroup("users", help="User accounts.")
 @click.option("--email", required=True)
 @click.option("--role", required=True, type=click.Choice(["submitter", "reviewer", "operator", "admin"]))
 @click.option("--member-state", default=None, help="ISO code; required for submitters.")
-def users_create(username, password, email, role, member_state):
-    """Create a user (the first admin, for instance)."""
+@click.option("--name", default=None, help="The name mails greet the person by.")
+@click.option("--language", default="en", show_default=True, type=click.Choice(["en", "id"]),
+              help="What the person reads: en (English) or id (Bahasa Indonesia).")
+def users_create(username, password, email, role, member_state, name, language):
+    """Create a user (the first admin, for instance); the password has 12 characters or more and is not a
+    common one."""
     try:
         user = users.create_user(_svc(), username=username, password=password, email=email, role=role,
-                                 member_state=member_state)
+                                 member_state=member_state, name=name, language=language)
     except DomainError as err:
         _fail(err)
     click.echo(f"created {user.role.value} {user.username}")

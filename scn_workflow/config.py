@@ -27,6 +27,9 @@ class Settings:
     # SCN_TRUSTED_PROXIES: how many reverse proxies in front of the app set X-Forwarded-For; the client's
     # address is read that many hops back (0: the connecting address, no header believed)
     trusted_proxies: int = 0
+    # SCN_RATELIMIT_STORAGE_URL: where the sign-in limits count (redis://...); unset: a redis:// broker, else
+    # each process counts alone (memory://)
+    ratelimit_storage_url: str | None = None
     # Not in DESIGN.md's table: tuning of the workers, with safe defaults.
     sweep_interval_s: float = 5.0  # SCN_SWEEP_INTERVAL_S: how often beat (or the embedded worker) sweeps
     # SCN_SWEEP_BATCH: the most outbox rows one sweep publishes (and locks while it does); after a long
@@ -72,6 +75,7 @@ class Settings:
             base_url=(env.get("SCN_BASE_URL") or DEFAULT_BASE_URL).rstrip("/"),
             webhook_allowed_networks=_networks(env, "SCN_WEBHOOK_ALLOWED_NETWORKS"),
             trusted_proxies=_count(env, "SCN_TRUSTED_PROXIES", 0),
+            ratelimit_storage_url=env.get("SCN_RATELIMIT_STORAGE_URL") or None,
             sweep_interval_s=_float(env, "SCN_SWEEP_INTERVAL_S", 5.0),
             sweep_batch=_whole(env, "SCN_SWEEP_BATCH", 500),
             export_batch=_whole(env, "SCN_EXPORT_BATCH", 1000),

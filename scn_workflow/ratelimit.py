@@ -1,43 +1,117 @@
-"""At most `limit` attempts per key in a sliding window: sign-in (web/session.py) and token
-requests (api/tokens.py), keyed by address and username."""
+"""Limits on failed sign-ins (the sign-in form and POST /api/v1/tokens), shared by every process.
+
+Flask-Limiter keeps the counts in its storage: Redis when SCN_RATELIMIT_STORAGE_URL or a
+redis:// SCN_BROKER_URL names one (every process and machine counts together), else memory (one
+process; development). Only failures count; each is counted three ways, and a sign-in is refused
+(429 with Retry-After, before the password is checked) when
+
+1. its address has failed FAILURES_PER_ADDRESS times (any usernames): one address spraying a
+   password over many usernames stops there;
+2. its address has failed FAILURES_PER_ACCOUNT_AT_ADDRESS times for that username: guessing one
+   person's password from one address stops there, and no other address is affected;
+3. that username has failed FAILURES_PER_ACCOUNT times from all addresses together AND this
+   address has failed for it recently (within window 2). Guesses at one account from many
+   addresses stop there, yet the account is never locked: its owner, at an address with no
+   recent failure for it, still signs in. The price is that each fresh address gets one guess
+   (then it has failed); an attacker's guesses stay bounded by the addresses they control.
+
+The client's address is the connecting one, or the one SCN_TRUSTED_PROXIES proxies report
+(ProxyFix in app.py). When the storage cannot be reached, sign-in stays open and the error is
+logged: a Redis outage must not lock everyone out (the password hash still slows guessing).
+"""
 
 from __future__ import annotations
 
-import threading
+import hashlib
+import logging
+import math
 import time
-from collections import deque
 
-from flask import current_app
+from flask import Flask, current_app
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from limits import RateLimitItem, parse
 from werkzeug.exceptions import TooManyRequests
 
-IDLE_KEYS_KEPT = 10_000  # past this many keys, the idle ones are forgotten
+FAILURES_PER_ADDRESS = parse("20 per 10 minutes")
+FAILURES_PER_ACCOUNT_AT_ADDRESS = parse("5 per 15 minutes")
+FAILURES_PER_ACCOUNT = parse("20 per hour")
+log = logging.getLogger(__name__)
 
 
-class RateLimiter:
-    """Counts attempts per key in this process."""
+class TooManySignIns(TooManyRequests):
+    """429 with the whole seconds to wait in `retry_after` (and its Retry-After header)."""
 
-    def __init__(self, limit: int, window_s: float):
-        self.limit, self.window_s = limit, window_s
-        self._hits: dict[str, deque] = {}
-        self._lock = threading.Lock()
-
-    def hit(self, key: str) -> None:
-        """Count one attempt; TooManyRequests (429) when the key has used up its window."""
-        now = time.monotonic()
-        with self._lock:
-            hits = self._hits.setdefault(key, deque())
-            while hits and hits[0] <= now - self.window_s:
-                hits.popleft()
-            if len(hits) >= self.limit:
-                raise TooManyRequests("Too many attempts; wait a minute and try again.")
-            hits.append(now)
-            if len(self._hits) > IDLE_KEYS_KEPT:
-                for stale in [k for k, v in self._hits.items() if not v or v[-1] <= now - self.window_s]:
-                    del self._hits[stale]
+    def __init__(self, retry_after: int):
+        super().__init__(f"Too many failed sign-ins; try again in {retry_after} seconds.", retry_after=retry_after)
 
 
-def limiter(name: str, limit: int = 10, window_s: float = 60) -> RateLimiter:
-    """The current app's limiter called `name`: one per app, so two apps in one process (tests,
-    a reloader) keep their own counts."""
-    key = f"scn_rate_limit_{name}"
-    return current_app.extensions.get(key) or current_app.extensions.setdefault(key, RateLimiter(limit, window_s))
+class SignInLimits:
+    """The three counts of the module's note, in a Flask-Limiter storage."""
+
+    def __init__(self, limiter: Limiter):
+        self.limiter = limiter
+
+    @staticmethod
+    def _keys(address: str, username: str) -> dict[RateLimitItem, tuple[str, ...]]:
+        # A username from outside may hold anything: the storage sees a fixed-length digest of it.
+        account = hashlib.sha256(username.encode("utf-8", "replace")).hexdigest()[:32]
+        return {FAILURES_PER_ADDRESS: ("scn-sign-in", address),
+                FAILURES_PER_ACCOUNT_AT_ADDRESS: ("scn-sign-in", address, account),
+                FAILURES_PER_ACCOUNT: ("scn-sign-in", account)}
+
+    def _wait(self, item: RateLimitItem, keys: tuple[str, ...]) -> int:
+        reset_at = self.limiter.limiter.get_window_stats(item, *keys).reset_time
+        return max(1, math.ceil(reset_at - time.time()))
+
+    def check(self, address: str, username: str) -> None:
+        """Raise TooManySignIns when a sign-in from `address` as `username` must wait."""
+        keys, strategy = self._keys(address, username), self.limiter.limiter
+        try:
+            waits = [self._wait(item, keys[item]) for item in (FAILURES_PER_ADDRESS, FAILURES_PER_ACCOUNT_AT_ADDRESS)
+                     if not strategy.test(item, *keys[item])]
+            here = strategy.get_window_stats(FAILURES_PER_ACCOUNT_AT_ADDRESS, *keys[FAILURES_PER_ACCOUNT_AT_ADDRESS])
+            failed_here = here.remaining < FAILURES_PER_ACCOUNT_AT_ADDRESS.amount
+            if failed_here and not strategy.test(FAILURES_PER_ACCOUNT, *keys[FAILURES_PER_ACCOUNT]):
+                # over once the account's window frees a place, or this address's failures age out
+                waits.append(min(self._wait(FAILURES_PER_ACCOUNT, keys[FAILURES_PER_ACCOUNT]),
+                                 FAILURES_PER_ACCOUNT_AT_ADDRESS.get_expiry()))
+        except Exception:  # noqa: BLE001 - the storage's errors depend on its backend; see the module's note
+            log.exception("The sign-in limits' storage failed; this sign-in is not limited.")
+            return
+        if waits:
+            raise TooManySignIns(max(waits))
+
+    def failed(self, address: str, username: str) -> None:
+        """Count one failed sign-in."""
+        try:
+            for item, keys in self._keys(address, username).items():
+                self.limiter.limiter.hit(item, *keys)
+        except Exception:  # noqa: BLE001 - as in check
+            log.exception("The sign-in limits' storage failed; this failure is not counted.")
+
+
+def storage_uri(settings) -> str:
+    """Where the counts live: SCN_RATELIMIT_STORAGE_URL, else a Redis broker, else this process."""
+    if settings.ratelimit_storage_url:
+        return settings.ratelimit_storage_url
+    if (settings.broker_url or "").startswith(("redis://", "rediss://")):
+        return settings.broker_url
+    return "memory://"
+
+
+def init_app(app: Flask, settings) -> None:
+    """One limiter per app (two apps in one process, as in tests, keep their own counts)."""
+    limiter = Limiter(get_remote_address, storage_uri=storage_uri(settings), strategy="moving-window",
+                      key_prefix="scn")
+    limiter.init_app(app)
+    app.extensions["scn_sign_in_limits"] = SignInLimits(limiter)
+
+
+def client_address() -> str:
+    """The client's address (behind SCN_TRUSTED_PROXIES proxies, the one they report)."""
+    return get_remote_address()
+
+
+def sign_in_limits() -> SignInLimits:
+    return current_app.extensions["scn_sign_in_limits"]

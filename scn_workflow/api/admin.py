@@ -6,24 +6,48 @@ from scn_workflow.api.auth import current_actor
 from scn_workflow.api.docs import errors
 from scn_workflow.current import svc
 from scn_workflow.schemas.api import (CycleCreate, CycleOut, MemberStateOut, MemberStatePatch, OverrideOut,
-                                      OverrideRequest, UserCreate, UserOut, WebhookCreate, WebhookOut)
+                                      OverrideRequest, WebhookCreate, WebhookOut)
+from scn_workflow.schemas.users import UserCreate, UserOut, UserPatch
 from scn_workflow.services import admin, users, webhooks
 
 blp = Blueprint("admin", __name__, url_prefix="/api/v1", description="Administration (admins)")
 SECURITY = [{"bearer": []}]
 
 
+@blp.get("/users")
+@blp.response(200, UserOut(many=True))
+@blp.doc(security=SECURITY)
+@errors(blp, 401, 403)
+def list_users():
+    """Every user, active or not, with their role, member state and language."""
+    admin.require_admin(current_actor())
+    return users.list_users(svc())
+
+
 @blp.post("/users")
-@blp.arguments(UserCreate(), example={"username": "submitter-vn2", "password": "a-long-password",
+@blp.arguments(UserCreate(), example={"username": "submitter-vn2", "password": "a-long-passphrase",
                                     "email": "submitter-vn2@scn-demo.example", "role": "submitter",
-                                    "member_state": "VN"})
+                                    "member_state": "VN", "name": "Nguyen Van A", "language": "en"})
 @blp.response(201, UserOut)
 @blp.doc(security=SECURITY)
 @errors(blp, 401, 403, 409, 413, 415, 422)
 def create_user(body):
-    """Create a user."""
+    """Create a user (a password of 12 characters or more, not a common one)."""
     admin.require_admin(current_actor())
     return users.create_user(svc(), **body)
+
+
+@blp.patch("/users/<username>")
+@blp.arguments(UserPatch(), example={"active": False})
+@blp.response(200, UserOut)
+@blp.doc(security=SECURITY)
+@errors(blp, 401, 403, 404, 413, 415, 422)
+def patch_user(body, username):
+    """Change a user's role, member state, name, email, language or password, or deactivate them
+    (their web sessions end and their tokens are revoked at once) and reactivate them."""
+    actor = current_actor()
+    admin.require_admin(actor)
+    return users.update_user(svc(), actor, username, body)
 
 
 @blp.post("/cycles")

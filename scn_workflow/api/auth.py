@@ -11,15 +11,20 @@ from scn_workflow.schemas.text import parse_int
 from scn_workflow.services import tokens
 
 
-def current_actor() -> Actor:
-    """The caller, from `Authorization: Bearer <token>`; 401 without a live token."""
-    if "actor" in g:
-        return g.actor
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
+def bearer_token() -> str:
+    """The token of `Authorization: Bearer <token>`; 401 without one."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("Send Authorization: Bearer <token>; get a token from POST /api/v1/tokens.")
-    actor = tokens.resolve(svc(), token.strip())
+    return token.strip()
+
+
+def current_actor() -> Actor:
+    """The caller, from `Authorization: Bearer <token>`; 401 without a live token (read on every
+    request: a revoked token or a deactivated user is refused at once)."""
+    if "actor" in g:
+        return g.actor
+    actor = tokens.resolve(svc(), bearer_token())
     if actor is None:
         raise Unauthorized("The token is unknown, expired or revoked; get a new one from POST /api/v1/tokens.")
     g.actor = actor

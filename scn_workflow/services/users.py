@@ -1,16 +1,29 @@
-"""Users and who they are to the rules."""
+"""Users and who they are to the rules: creating and changing accounts, passwords, sign-in checks.
+
+Ending access is part of the change that calls for it: deactivating a user, changing their
+password or their role ends their web sessions in the same transaction; deactivation and a
+password reset also revoke their API tokens. Nothing caches a session or a token, so the very
+next request of that user, in any process, is refused.
+"""
 
 from __future__ import annotations
 
+import re
 from functools import cache
+from importlib import resources
 
 import sqlalchemy as sa
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from scn_workflow.domain.errors import Conflict, InvalidInput, NotFound
+from scn_workflow.db import tables as t
+from scn_workflow.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from scn_workflow.domain.model import Actor, MemberState, Role, User
 from scn_workflow.services import Services
 
+PASSWORD_MIN_LENGTH = 12
+LANGUAGES = ("en", "id")
+ROLES = ("submitter", "reviewer", "operator", "admin")
+CHANGEABLE = ("role", "member_state", "name", "email", "language", "active", "password")
 
 
 @cache
@@ -19,34 +32,139 @@ def _dummy_hash() -> str:
     return generate_password_hash("not a password")
 
 
-def create_user(svc: Services, *, username: str, password: str, email: str, role: str,
-                member_state: str | None = None) -> User:
-    """Create a user; a submitter must belong to a member state."""
+@cache
+def common_passwords() -> frozenset[str]:
+    """The shipped list of common passwords (reference/common-passwords.txt), in lower case."""
+    text = resources.files("scn_workflow.reference").joinpath("common-passwords.txt").read_text("utf-8")
+    return frozenset(line.strip().lower() for line in text.splitlines() if line.strip() and not line.startswith("#"))
+
+
+def password_problems(password: str | None) -> list[str]:
+    """Why a new password is refused (empty when it is acceptable)."""
+    password = password or ""
+    found = []
+    if len(password) < PASSWORD_MIN_LENGTH:
+        found.append(f"Must be at least {PASSWORD_MIN_LENGTH} characters.")
+    if password.lower() in common_passwords():
+        found.append("This password is on the list of common passwords; choose another one.")
+    return found
+
+
+def _account_problems(role, member_state, name, language) -> dict:
+    """The rules an account's role, member state, name and language must satisfy together."""
     errors = {}
-    try:
-        role = Role(role)
-    except ValueError:
+    if role not in ROLES:
         errors["role"] = ["Must be one of submitter, reviewer, operator, admin."]
-    if role is Role.SYSTEM:
-        errors["role"] = ["Must be one of submitter, reviewer, operator, admin."]
-    if role is Role.SUBMITTER and not member_state:
+    elif role == Role.SUBMITTER.value and not member_state:
         errors["member_state"] = ["A submitter must belong to a member state."]
-    if role in (Role.OPERATOR, Role.ADMIN) and member_state:
+    elif role in (Role.OPERATOR.value, Role.ADMIN.value) and member_state:
         errors["member_state"] = ["Only submitters and reviewers belong to a member state."]
-    if len(password or "") < 8:
-        errors["password"] = ["Must be at least 8 characters."]
+    if language not in LANGUAGES:
+        errors["language"] = ["Must be en (English) or id (Bahasa Indonesia)."]
+    if name is not None and len(name) > 120:
+        errors["name"] = ["At most 120 characters."]
+    return errors
+
+
+def _check_member_state(uow, member_state: str | None) -> None:
+    if member_state and uow.session.get(MemberState, member_state) is None:
+        raise InvalidInput("The user is not valid.", {"member_state": [f"Unknown member state {member_state!r}."]})
+
+
+def create_user(svc: Services, *, username: str, password: str, email: str, role: str,
+                member_state: str | None = None, name: str | None = None, language: str = "en") -> User:
+    """Create a user; a submitter must belong to a member state; the password must not be weak."""
+    role = getattr(role, "value", role)
+    errors = _account_problems(role, member_state, name, language)
+    weak = password_problems(password)
+    if weak:
+        errors["password"] = weak
     if errors:
         raise InvalidInput("The user is not valid.", errors)
     with svc.uow() as uow:
-        if member_state and uow.session.get(MemberState, member_state) is None:
-            raise InvalidInput("The user is not valid.", {"member_state": [f"Unknown member state {member_state!r}."]})
+        _check_member_state(uow, member_state)
         if uow.session.scalar(sa.select(User).where(User.username == username)) is not None:
             raise Conflict(f"A user named {username!r} already exists.")
-        user = User(username=username, email=email, role=role, member_state=member_state,
-                    password_hash=generate_password_hash(password))
+        user = User(username=username, email=email, role=role, member_state=member_state, name=name,
+                    language=language, password_hash=generate_password_hash(password))
         uow.session.add(user)
         uow.commit()
         return user
+
+
+def update_user(svc: Services, admin: Actor, username: str, changes: dict) -> dict:
+    """An admin changes a user's role, member state, name, email, language, active flag or password.
+
+    A new password is a temporary one: the user must change it at the next sign-in. An admin may
+    not deactivate themselves nor take away their own admin role (no admin could undo it)."""
+    if admin.role is not Role.ADMIN:
+        raise Forbidden("Only admins manage users.")
+    unknown = set(changes) - set(CHANGEABLE)
+    if unknown:
+        raise InvalidInput("The change is not valid.", {name: ["Unknown field."] for name in sorted(unknown)})
+    if username == admin.username and (changes.get("active") is False
+                                        or changes.get("role", Role.ADMIN.value) != Role.ADMIN.value):
+        raise Forbidden("An admin may not deactivate themselves or take away their own admin role.")
+    if not re.fullmatch(r"[a-z0-9][a-z0-9._-]{1,79}", username):
+        raise NotFound(f"No user named {username!r}.")
+    with svc.uow() as uow:
+        kept = ("id", "role", "member_state", "name", "email", "language", "active")
+        row = uow.session.execute(sa.select(*(t.users.c[c] for c in kept))
+                                  .where(t.users.c.username == username)).one_or_none()
+        if row is None:
+            raise NotFound(f"No user named {username!r}.")
+        after = {**dict(zip(kept, row)), **{k: v for k, v in changes.items() if k != "password"}}
+        if "role" in changes and changes["role"] in (Role.OPERATOR.value, Role.ADMIN.value) \
+                and "member_state" not in changes:
+            after["member_state"] = None  # an operator or admin has none: the old one goes with the old role
+        errors = _account_problems(after["role"], after["member_state"], after["name"], after["language"])
+        values = {k: after[k] for k in ("role", "member_state", "name", "email", "language", "active")}
+        if "password" in changes:
+            weak = password_problems(changes["password"])
+            if weak:
+                errors["password"] = weak
+            values.update(password_hash=generate_password_hash(changes["password"]), must_change_password=True)
+        if errors:
+            raise InvalidInput("The user is not valid.", errors)
+        _check_member_state(uow, values["member_state"])
+        uow.session.execute(sa.update(t.users).where(t.users.c.id == row.id).values(**values))
+        now = svc.clock()
+        if not values["active"] or "password" in changes or values["role"] != row.role:
+            end_web_sessions(uow, row.id, now)
+        if not values["active"] or "password" in changes:
+            revoke_tokens(uow, row.id, now)
+        uow.commit()
+    return {"username": username, **{k: v for k, v in values.items() if k in ("role", "member_state", "name", "email",
+                                                                             "language", "active")}}
+
+
+def change_own_password(svc: Services, username: str, current: str, new: str) -> None:
+    """A person replaces their own password (the current one is asked again); their other web
+    sessions end, their tokens stay."""
+    if authenticate(svc, username, current) is None:
+        raise InvalidInput("The password was not changed.", {"current_password": ["The current password is wrong."]})
+    weak = password_problems(new)
+    if weak:
+        raise InvalidInput("The password was not changed.", {"password": weak})
+    with svc.uow() as uow:
+        user_id = uow.session.scalar(sa.select(t.users.c.id).where(t.users.c.username == username))
+        uow.session.execute(sa.update(t.users).where(t.users.c.id == user_id).values(
+            password_hash=generate_password_hash(new), must_change_password=False))
+        end_web_sessions(uow, user_id, svc.clock())
+        uow.commit()
+
+
+def end_web_sessions(uow, user_id: int, now) -> None:
+    """End every open web session of a user (in the caller's transaction)."""
+    s = t.web_sessions.c
+    uow.session.execute(sa.update(t.web_sessions).where(s.user_id == user_id, s.ended_at.is_(None)).values(ended_at=now))
+
+
+def revoke_tokens(uow, user_id: int, now) -> None:
+    """Revoke every live API token of a user (in the caller's transaction)."""
+    k = t.api_tokens.c
+    uow.session.execute(sa.update(t.api_tokens).where(k.user_id == user_id, k.revoked_at.is_(None))
+                        .values(revoked_at=now))
 
 
 def get_actor(svc: Services, username: str) -> Actor:
@@ -68,9 +186,14 @@ def authenticate(svc: Services, username: str, password: str) -> Actor | None:
         return Actor.of(user) if check_password_hash(user.password_hash, password or "") else None
 
 
-def list_users(svc: Services) -> list[User]:
+USER_COLUMNS = ("username", "name", "email", "role", "member_state", "language", "active")
+
+
+def list_users(svc: Services) -> list:
+    """Every user (active or not) with what admins see of them; never the password hash."""
+    u = t.users.c
     with svc.uow(read_only=True) as uow:
-        return list(uow.session.scalars(sa.select(User).order_by(User.role, User.username)))
+        return list(uow.session.execute(sa.select(*(u[c] for c in USER_COLUMNS)).order_by(u.role, u.username)))
 
 
 def set_language(svc: Services, username: str, language: str) -> None:

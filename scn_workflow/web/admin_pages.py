@@ -10,7 +10,8 @@ from marshmallow import ValidationError
 from scn_workflow.current import svc
 from scn_workflow.domain.errors import DomainError, InvalidInput
 from scn_workflow.domain.model import Role
-from scn_workflow.schemas.api import CycleCreate, MemberStatePatch, OverrideRequest, UserCreate
+from scn_workflow.schemas.api import CycleCreate, MemberStatePatch, OverrideRequest
+from scn_workflow.schemas.users import UserCreate
 from scn_workflow.schemas.text import form_number
 from scn_workflow.services import admin, users
 from scn_workflow.web.errors import error_page
@@ -33,8 +34,10 @@ def _load(schema, data):
 def user_list():
     raw, errors, status = {}, {}, 200
     if request.method == "POST":
-        raw = {k: request.form.get(k, "").strip() for k in ("username", "password", "email", "role", "member_state")}
-        data, errors = _load(UserCreate(), {**raw, "member_state": raw["member_state"] or None})
+        raw = {k: request.form.get(k, "").strip() for k in ("username", "password", "email", "role", "member_state",
+                                                            "name", "language")}
+        data, errors = _load(UserCreate(), {**raw, "member_state": raw["member_state"] or None,
+                                            "name": raw["name"] or None, "language": raw["language"] or "en"})
         if data is not None:
             try:
                 user = users.create_user(svc(), **data)
@@ -48,6 +51,20 @@ def user_list():
     return render_template("admin/users.html", users=users.list_users(svc()), raw=raw, errors=errors,
                            member_states=admin.member_states(svc()), roles=["submitter", "reviewer", "operator",
                                                                             "admin"]), status
+
+
+@bp.post("/users/<username>/active")
+@login_required(Role.ADMIN)
+def set_active(username):
+    """Deactivate (ends the user's sessions and revokes their tokens at once) or reactivate a user."""
+    active = request.form.get("active") == "1"
+    try:
+        users.update_user(svc(), current_user(), username, {"active": active})
+        flash(f"User {username} reactivated." if active else f"User {username} deactivated; their sessions "
+              f"and tokens have ended.")
+    except DomainError as err:
+        flash(err.detail, "error")
+    return redirect(url_for("admin_pages.user_list"))
 
 
 def _date(value: str):

@@ -1,4 +1,8 @@
-"""Signing in for the HTML side: session cookies, CSRF tokens on every form, rate-limited sign-in."""
+"""Signing in for the HTML side: session cookies, CSRF tokens on every form, rate-limited sign-in.
+
+The signed cookie holds a random session id whose hash the database keeps (services/web_sessions.py):
+signing out ends it on the server, so a copied cookie is refused wherever it is replayed.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +11,11 @@ import secrets
 from functools import wraps
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, session, url_for
-from werkzeug.exceptions import TooManyRequests
 
 from scn_workflow.current import svc
 from scn_workflow.domain.model import Actor, Role
-from scn_workflow.ratelimit import limiter
-from scn_workflow.services import users
+from scn_workflow.ratelimit import TooManySignIns, client_address, sign_in_limits
+from scn_workflow.services import users, web_sessions
 
 bp = Blueprint("session", __name__)
 
@@ -34,14 +37,14 @@ def check_csrf() -> None:
 
 
 def current_user() -> Actor | None:
-    """The signed-in user, re-read each request so a deactivated account stops at once."""
+    """The signed-in user of a live session, re-read each request: a session ended on the server (sign-out,
+    deactivation, a password or role change) signs its cookie out at once."""
     if "user" not in g:
         g.user = None
-        username = session.get("username")
-        if username:
-            try:
-                g.user = users.get_actor(svc(), username)
-            except Exception:  # noqa: BLE001 - a removed user is simply signed out
+        session_id = session.get("sid")
+        if isinstance(session_id, str) and session_id:
+            g.user = web_sessions.resolve(svc(), session_id)
+            if g.user is None:
                 session.clear()
     return g.user
 
@@ -78,17 +81,20 @@ def login():
     username = ""
     if request.method == "POST":
         username = request.form.get("username", "").strip()[:80]
+        limits, address = sign_in_limits(), client_address()
         try:
-            limiter("sign_in").hit(f"{request.remote_addr}|{username}")
-        except TooManyRequests:
-            return render_template("login.html", error="Too many sign-in attempts; wait a minute and try again.",
-                                   username=username), 429
+            limits.check(address, username)
+        except TooManySignIns as refusal:
+            wait = refusal.retry_after
+            return render_template("login.html", username=username, error=(
+                f"Too many failed sign-ins; try again in {wait} seconds.")), 429, {"Retry-After": str(wait)}
         actor = users.authenticate(svc(), username, request.form.get("password", ""))
         if actor is None:
+            limits.failed(address, username)
             error = "The username or password is wrong."
         else:
             session.clear()
-            session["username"] = actor.username
+            session["sid"] = web_sessions.start(svc(), actor.username)
             csrf_token()
             flash(f"Signed in as {actor.username}.")
             return redirect(_safe_next(request.args.get("next")))
@@ -97,6 +103,8 @@ def login():
 
 @bp.post("/logout")
 def logout():
+    if isinstance(session.get("sid"), str):
+        web_sessions.end(svc(), session["sid"])
     session.clear()
     flash("Signed out.")
     return redirect(url_for("pages.index"))

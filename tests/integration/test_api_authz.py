@@ -27,8 +27,9 @@ import sqlalchemy as sa
 from scn_workflow.db import tables as t
 from scn_workflow.services import failures, users
 from tests.api_support import API, PDF, assert_problem, multipart, open_api
-from tests.conftest import ASSESSMENT, PASSWORD, Clock, complete_draft
+from tests.conftest import ASSESSMENT, Clock, complete_draft
 
+PROBE_PASSWORD = "token-probe-passphrase"  # a user made through the service: 12+ characters, not common
 ACTORS = {  # (role, member-state relation) -> username
     ("anonymous", "-"): None,
     ("submitter", "own"): "sub-id",
@@ -74,7 +75,10 @@ TABLE = [
     ("GET", "/api/v1/nominations/{draft}/attachments/{draft_file}", 401, 200,  404,   404,   404,  404,  200),
     ("GET", "/api/v1/nominations/{submitted}/attachments/{submitted_file}",
                                                                    401,  200,  404,   200,   200,  200,  200),
+    ("DELETE", "/api/v1/tokens/current",                           401,  204,  204,   204,   204,  204,  204),
+    ("GET", "/api/v1/users",                                       401,  403,  403,   403,   403,  403,  200),
     ("POST", "/api/v1/users",                                      401,  403,  403,   403,   403,  403,  201),
+    ("PATCH", "/api/v1/users/rev-ph",                              401,  403,  403,   403,   403,  403,  200),
     ("POST", "/api/v1/cycles",                                     401,  403,  403,   403,   403,  403,  201),
     ("PUT", "/api/v1/cycles/ASCN-2026/overrides/TH",               401,  403,  403,   403,   403,  403,  200),
     ("PATCH", "/api/v1/member-states/TH",                          401,  403,  403,   403,   403,  403,  200),
@@ -108,7 +112,7 @@ def _body(method: str, endpoint: str) -> dict:
         data, content_type = multipart({"kind": "supporting_document"}, {"file": ("annex.pdf", PDF, "application/pdf")})
         return {"data": data, "content_type": content_type}
     return {
-        ("POST", "/api/v1/tokens"): {"json": {"username": "token-probe", "password": PASSWORD}},
+        ("POST", "/api/v1/tokens"): {"json": {"username": "token-probe", "password": PROBE_PASSWORD}},
         ("POST", "/api/v1/nominations"): {"json": complete_draft("Makassar", member_state="ID")},
         ("PATCH", "/api/v1/nominations/{draft}"): {"json": {"vision": "A revised placeholder vision."},
                                                    "headers": {"If-Match": "*"}},
@@ -116,6 +120,7 @@ def _body(method: str, endpoint: str) -> dict:
                                                        "headers": {"If-Match": "*"}},
         ("POST", "/api/v1/users"): {"json": {"username": f"user-{unique}", "password": "a-long-password",
                                              "email": f"user-{unique}@test.example", "role": "reviewer"}},
+        ("PATCH", "/api/v1/users/rev-ph"): {"json": {"name": "A placeholder name"}},
         ("POST", "/api/v1/cycles"): {"json": {"code": f"ASCN-T{unique}", "name": "Placeholder cycle",
                                               "opens_at": "2027-01-01T00:00:00Z", "closes_at": "2028-01-01T00:00:00Z"}},
         ("PUT", "/api/v1/cycles/ASCN-2026/overrides/TH"): {"json": {"limit": 4, "reason": "Placeholder reason."}},
@@ -154,7 +159,7 @@ def _prepare(api, path: str) -> dict:
                                             arguments=["notifications", str(uuid.uuid4())],
                                             error="placeholder: the mail server refused", attempts=6)
     if path == "/api/v1/tokens":
-        users.create_user(api.svc, username="token-probe", password=PASSWORD, email="token-probe@test.example",
+        users.create_user(api.svc, username="token-probe", password=PROBE_PASSWORD, email="token-probe@test.example",
                           role="reviewer")
     return values
 

@@ -49,11 +49,21 @@ def test_setup_and_input_errors(tmp_path):
         assert set(t.metadata.tables) <= set(sa.inspect(c).get_table_names())
     engine.dispose()
 
-    created = scn(url, "users", "create", "--username", "root", "--password", "password123",
-                  "--email", "root@scn.example", "--role", "admin")
+    weak = scn(url, "users", "create", "--username", "root", "--password", "password",
+               "--email", "root@scn.example", "--role", "admin")
+    assert weak.returncode == 1 and '"password"' in weak.stderr and "at least 12 characters" in weak.stderr
+    common = scn(url, "users", "create", "--username", "root", "--password", "Password1234",
+                 "--email", "root@scn.example", "--role", "admin")
+    assert common.returncode == 1 and "common passwords" in common.stderr
+    created = scn(url, "users", "create", "--username", "root", "--password", "root-passphrase-1",
+                  "--email", "root@scn.example", "--role", "admin", "--name", "Ayu Lestari", "--language", "id")
     assert ok(created).stdout.strip() == "created admin root"
+    engine = sa.create_engine(url)
+    with engine.connect() as c:
+        assert c.execute(sa.select(t.users.c.name, t.users.c.language)).one() == ("Ayu Lestari", "id")
+    engine.dispose()
 
-    no_state = scn(url, "users", "create", "--username", "sub", "--password", "password123",
+    no_state = scn(url, "users", "create", "--username", "sub", "--password", "sub-passphrase-1",
                    "--email", "sub@scn.example", "--role", "submitter")
     assert no_state.returncode == 1
     assert "A submitter must belong to a member state." in no_state.stderr

@@ -12,7 +12,7 @@ import sqlite3
 import pytest
 import sqlalchemy as sa
 
-from scn_workflow.services import attachments, nominations
+from scn_workflow.services import attachments, nominations, web_sessions
 from tests.api_support import PDF, open_api
 from tests.conftest import complete_draft
 
@@ -65,7 +65,14 @@ def write_lock(sqlite_url):
     holder.close()
 
 
-def test_every_get_answers_while_the_database_is_locked_for_writing(site, write_lock):
+@pytest.fixture
+def session_ids(site):
+    """A signed-in web session of each asker, started before the lock (starting one writes)."""
+    api, _ = site
+    return {username: web_sessions.start(api.svc, username) for username in {*ASKER.values(), "root"}}
+
+
+def test_every_get_answers_while_the_database_is_locked_for_writing(site, session_ids, write_lock):
     api, ids = site
     urls = get_urls(api.app, ids)
     assert {"pages.index", "ui.show_nomination", "ops_pages.dashboard", "nominations.get_nomination",
@@ -75,7 +82,7 @@ def test_every_get_answers_while_the_database_is_locked_for_writing(site, write_
         username = ASKER.get(endpoint, "root")
         client = api.app.test_client()
         with client.session_transaction() as session:
-            session["username"] = username
+            session["sid"] = session_ids[username]
         # A page whose reads failed would sign its visitor out (to /login); /home redirects by role.
         with client.get(url, headers={"Authorization": f"Bearer {api.token(username)}"},
                         follow_redirects=True) as response:

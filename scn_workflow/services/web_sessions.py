@@ -1,0 +1,55 @@
+"""Web sessions kept on the server: the signed cookie holds a random id, the database its hash.
+
+A session is valid while its row exists, is not ended, is younger than the cookie's lifetime and
+its user is active: signing out, deactivation, a password change and a role change end it for
+every process at once (services/users.py ends them in the same transaction as the change).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import timedelta
+
+import sqlalchemy as sa
+
+from scn_workflow.db import tables as t
+from scn_workflow.domain.model import Actor, Role
+from scn_workflow.services import Services
+
+LIFETIME = timedelta(hours=8)  # the same as the cookie's (web/__init__.py PERMANENT_SESSION_LIFETIME)
+
+
+def _digest(session_id: str) -> str:
+    return hashlib.sha256(session_id.encode("utf-8", "replace")).hexdigest()
+
+
+def start(svc: Services, username: str) -> str:
+    """A new session for `username`: the id to keep in the cookie (only its hash is stored)."""
+    session_id = secrets.token_urlsafe(32)
+    with svc.uow() as uow:
+        user_id = uow.session.scalar(sa.select(t.users.c.id).where(t.users.c.username == username))
+        uow.session.execute(sa.insert(t.web_sessions).values(id_hash=_digest(session_id), user_id=user_id,
+                                                             created_at=svc.clock()))
+        uow.commit()
+    return session_id
+
+
+def resolve(svc: Services, session_id: str) -> Actor | None:
+    """The active user of a live session, else None: one query, joining the user."""
+    u, s = t.users.c, t.web_sessions.c
+    with svc.uow(read_only=True) as uow:
+        row = uow.session.execute(
+            sa.select(u.username, u.role, u.member_state, u.language).join(t.web_sessions, s.user_id == u.id).where(
+                s.id_hash == _digest(session_id), s.ended_at.is_(None), s.created_at > svc.clock() - LIFETIME,
+                u.active.is_(True))).one_or_none()
+    return None if row is None else Actor(row.username, Role(row.role), row.member_state, row.language)
+
+
+def end(svc: Services, session_id: str) -> None:
+    """Sign-out: the session's cookie is refused from now on, wherever it is replayed."""
+    s = t.web_sessions.c
+    with svc.uow() as uow:
+        uow.session.execute(sa.update(t.web_sessions).where(s.id_hash == _digest(session_id), s.ended_at.is_(None))
+                            .values(ended_at=svc.clock()))
+        uow.commit()
