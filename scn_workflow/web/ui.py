@@ -77,7 +77,7 @@ def list_nominations():
     if filters["state"] not in (None, *workflow.STATES):
         filters["state"] = None
     q = query.get("q")
-    result = nominations.search(svc(), user, q=q, page=query["page"], per_page=25, **filters)
+    result = nominations.search(svc(), user, q=q, page=query.get("page", 1), per_page=25, **filters)
     usage = nominations.usage(svc(), user.member_state) if user.role is Role.SUBMITTER else []
     cycles = [c for c, _overrides in admin.cycles(svc())]
     return render_template("nominations/list.html", result=result, filters=filters, q=q or "", usage=usage,
@@ -365,7 +365,7 @@ def review_desk():
     for s in ([state] if state else ["submitted", "reviewed"]):
         # Both lists on one page show their first page each, and link to one list page by page.
         pages[s] = nominations.search(svc(), user, state=s, checks_done=True, oldest_first=oldest_first,
-                                      page=query["page"] if state else 1, per_page=DESK_PER_PAGE, **filters)
+                                      page=query.get("page", 1) if state else 1, per_page=DESK_PER_PAGE, **filters)
     return render_template("review/desk.html", pages=pages, filters=filters, state=state,
                            sort="oldest" if oldest_first else "newest", now=svc().clock(),
                            cycles=[c for c, _overrides in admin.cycles(svc())], member_states=admin.member_states(svc()))
@@ -382,9 +382,8 @@ def csv_download(pieces, name: str) -> Response:
 def nominations_csv():
     """The list of /nominations with the same filters, every matching row, as a CSV file."""
     state = request.args.get("state")
-    filters = {k: request.args.get(k) or None for k in ("cycle", "member_state")}
     pieces = exports.nominations_csv(svc(), current_user(), state=state if state in workflow.STATES else None,
-                                     q=(request.args.get("q") or "").strip()[:100] or None, **filters)
+                                     **_query("cycle", "member_state", "q"))
     return csv_download(pieces, "nominations")
 
 
@@ -394,8 +393,8 @@ def review_desk_csv():
     """The review desk with the same filters, every matching row, as a CSV file."""
     state = request.args.get("state")
     chosen = (state,) if state in ("submitted", "reviewed") else ("submitted", "reviewed")
-    filters = {k: request.args.get(k) or None for k in ("cycle", "member_state")}
-    pieces = exports.nominations_csv(svc(), current_user(), states=chosen, checks_done=True, **filters)
+    pieces = exports.nominations_csv(svc(), current_user(), states=chosen, checks_done=True,
+                                     **_query("cycle", "member_state"))
     return csv_download(pieces, "review-desk")
 
 

@@ -70,7 +70,8 @@ def site(tmp_path):
 
 
 def _context(browser, site: Site, **options):
-    context = browser.new_context(viewport=VIEWPORT, **options)
+    options.setdefault("viewport", VIEWPORT)
+    context = browser.new_context(**options)
     context.set_default_timeout(10_000)
 
     def only_this_site(route):
@@ -87,11 +88,12 @@ def _context(browser, site: Site, **options):
 
 @pytest.fixture
 def new_page(browser, site):
-    """Pages of separate people (each a browser context of its own), with or without JavaScript."""
+    """Pages of separate people (each a browser context of its own), with or without JavaScript; `options`
+    of the browser context (a phone's viewport, a locale)."""
     contexts = []
 
-    def make(*, javascript: bool = True):
-        context = _context(browser, site, java_script_enabled=javascript)
+    def make(*, javascript: bool = True, **options):
+        context = _context(browser, site, java_script_enabled=javascript, **options)
         contexts.append(context)
         return context.new_page()
 
