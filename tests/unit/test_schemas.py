@@ -220,3 +220,61 @@ def test_an_assessment_needs_every_part(missing):
 def test_a_transition_with_an_assessment_that_is_not_an_object_is_refused(assessment):
     fields = refused(TransitionRequest(), {"trigger": "review", "assessment": assessment})
     assert list(fields) == ["assessment"]
+
+
+# --- the shared rules of schemas/text.py and the cap of schemas/errors.py ---------------------------
+
+@pytest.mark.parametrize("field,value", [("city_name", "Banyu\x00wangi"), ("city_name", "Banyu\nwangi"),
+                                         ("city_name", "\ud800"), ("csco_name", "A\x1bB"), ("region", "A\u2028B"),
+                                         ("vision", "A\x00"), ("vision", "\udfff"), ("vision", "Bell\x07")])
+def test_nul_surrogates_and_control_characters_are_refused_by_name(field, value):
+    assert list(refused(NominationContent(), {field: value})) == [field]
+
+
+def test_paragraphs_keep_their_line_breaks_and_tabs():
+    assert load(NominationContent(), {"vision": "One.\r\n\r\nTwo.\tThree."})["vision"] == "One.\r\n\r\nTwo.\tThree."
+
+
+def test_a_long_list_is_refused_by_its_length_before_its_items():
+    fields = refused(NominationContent(), {"focus_areas": ["nope"] * 10_000})
+    assert fields == {"focus_areas": ["Must have at most 6 items; it has 10000."]}
+
+
+def test_scores_are_bounded_before_their_keys():
+    fields = refused(AssessmentSchema(), {"scores": {f"k{i}": 1 for i in range(1000)}, "recommendation": "accept",
+                                          "summary": "Fine."})
+    assert fields == {"scores": ["Must have at most 6 entries; it has 1000."]}
+
+
+@pytest.mark.parametrize("value,expected", [("12", 12), (" 7 ", 7), ("²", None), ("¹²", None), ("١٢", None),
+                                            ("-1", None), ("1e3", None), ("", None), ("2147483647", 2147483647),
+                                            ("2147483648", None), ("9" * 5000, None), ("0012", 12)])
+def test_parse_int_takes_ascii_digits_within_the_column(value, expected):
+    from scn_workflow.schemas.text import parse_int
+    assert parse_int(value) == expected
+
+
+@pytest.mark.parametrize("value", ["²", "١٢٣", "12a", "9" * 5000])
+def test_a_query_number_in_other_digits_is_refused_by_name(value):
+    from marshmallow import ValidationError
+
+    from scn_workflow.schemas.api import ListQuery
+    with pytest.raises(ValidationError) as error:
+        ListQuery().load({"page": value})
+    assert list(error.value.messages) == ["page"]
+
+
+def test_an_answer_keeps_twenty_messages_and_counts_them_all():
+    from scn_workflow.schemas.errors import capped, summary
+    messages = {"projects": {i: {"title": ["Missing.", "Too long."]} for i in range(30)}, "city_name": ["Missing."]}
+    shown, total = capped(messages)
+    assert total == 61
+    assert shown == {"projects": {str(i): {"title": ["Missing.", "Too long."]} for i in range(10)}}
+    assert summary(shown, total).endswith("projects.9.title: Missing. … and 41 more")
+
+
+def test_the_detail_of_a_refusal_is_short_whatever_the_input():
+    with pytest.raises(InvalidInput) as error:
+        load(NominationContent(), {f"k{i}": 1 for i in range(5000)})
+    assert len(error.value.detail) < 1000
+    assert error.value.detail.endswith("… and 4980 more.")
