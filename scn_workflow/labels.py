@@ -1,4 +1,4 @@
-"""Words for the codes people would otherwise read, in the reader's language.
+"""Words for the codes people would otherwise read, in the reader's language (pages and the API).
 
 States, triggers, events, focus areas, member states, fields, roles and check names each have
 their English word here, once, marked for the catalogue; pages use the Jinja filters that
@@ -23,7 +23,7 @@ from babel.messages.pofile import read_po
 from flask_babel import format_date, format_datetime, format_decimal, format_timedelta, gettext
 from markupsafe import Markup, escape
 
-from scn_workflow.domain.errors import N_, DomainError, Text
+from scn_workflow.domain.errors import N_, DomainError, Sentences, Text
 
 STATES = {
     "drafted": N_("Draft"),
@@ -281,7 +281,7 @@ def duration(value) -> str:
     return format_timedelta(timedelta(seconds=seconds), threshold=1.0, granularity="second")
 
 
-CATALOGUE = Path(__file__).resolve().parent.parent / "translations" / "id" / "LC_MESSAGES" / "messages.po"
+CATALOGUE = Path(__file__).resolve().parent / "translations" / "id" / "LC_MESSAGES" / "messages.po"
 
 # The words for values of a message's placeholders, by the placeholder's name.
 _LISTS = {"fields": field_label, "focus_areas": focus_area_label, "triggers": trigger_label, "states": state_label}
@@ -290,6 +290,9 @@ _WORDS = {"member_state": member_state_name, "state": state_label, "trigger": tr
 
 
 def _value(name: str, value, link):
+    if isinstance(value, Sentences):
+        parts = [say(sentence, link) for sentence in value]
+        return Markup(" ").join(parts) if link is not None else " ".join(parts)
     if name in _LISTS:
         items = value.split(", ") if isinstance(value, str) else list(value)
         words = [_LISTS[name](item) for item in items]

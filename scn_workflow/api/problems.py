@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from flask import json, make_response
+from flask import has_request_context, json, make_response
+from flask_babel import get_locale, gettext
+from flask_babel import gettext as _
 from marshmallow import Schema, fields
 from werkzeug.exceptions import HTTPException
 
 from scn_workflow.domain.errors import DomainError, InvalidInput
+from scn_workflow.labels import field_messages, refusal, say
 from scn_workflow.schemas.errors import MAX_ERRORS, capped, summary
 
 PROBLEM_TYPE = "https://scn-workflow.example/problems/"  # stable identifiers, not fetched
@@ -39,6 +42,8 @@ def problem(status: int, title: str, detail: str, *, kind: str | None = None, er
     """The answer; `errors` (by field) are cut to MAX_ERRORS messages and counted in `error_count`."""
     body = {"type": PROBLEM_TYPE + (kind or title.lower().replace(" ", "-")), "title": title, "status": status,
             "detail": detail}
+    if _translating():  # the type stays English; title and detail follow Accept-Language
+        body["title"], body["detail"] = gettext(title), say(detail)
     if errors is not None:
         body["errors"], body["error_count"] = capped(errors)
     if violations is not None:
@@ -53,9 +58,18 @@ def problem(status: int, title: str, detail: str, *, kind: str | None = None, er
 def from_domain(err: DomainError):
     kind = type(err).__name__.replace("Error", "")
     kind = "".join("-" + c.lower() if c.isupper() else c for c in kind).lstrip("-")
-    return problem(err.status, err.title, err.detail, kind=kind,
-                   errors=err.fields if isinstance(err, InvalidInput) else None,
-                   violations=[v.as_dict() for v in err.violations] or None)
+    fields_ = err.fields if isinstance(err, InvalidInput) else None
+    violations = [v.as_dict() for v in err.violations] or None
+    if _translating():
+        fields_ = field_messages(fields_) if fields_ is not None else None
+        violations = [{"rule": v.rule, "message": say(v.message)} for v in err.violations] or None
+    return problem(err.status, err.title, refusal(err) if _translating() else err.detail, kind=kind,
+                   errors=fields_, violations=violations)
+
+
+def _translating() -> bool:
+    """Whether the reader asked for another language than the English the messages are written in."""
+    return has_request_context() and str(get_locale() or "en") != "en"
 
 
 def from_http(err: HTTPException):
@@ -67,8 +81,10 @@ def from_http(err: HTTPException):
         for location_messages in messages.values():
             fields_.update(location_messages if isinstance(location_messages, dict) else {"_schema": location_messages})
         shown, total = capped(fields_)
-        return problem(422, "Invalid input", f"The input is not valid: {summary(shown, total)}.",
-                       kind="invalid-input", errors=fields_)
+        if _translating():
+            fields_, shown = field_messages(fields_), field_messages(shown)
+        return problem(422, "Invalid input", _("The input is not valid: {summary}.").format(
+            summary=summary(shown, total)), kind="invalid-input", errors=fields_)
     headers = {}
     if status == 405 and err.valid_methods:
         headers["Allow"] = ", ".join(err.valid_methods)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from scn_workflow.domain.errors import N_, Text
 from scn_workflow.domain.model import Nomination
 
 PASSED, WARNING, FAILED = "passed", "warning", "failed"
@@ -32,30 +33,33 @@ def run(nomination: Nomination, facts: CheckFacts) -> list[CheckResult]:
     results = []
     missing = nomination.missing_fields()
     results.append(CheckResult("completeness", FAILED if missing else PASSED, True,
-                               "Missing: " + ", ".join(missing) + "." if missing else "Every required field is filled in."))
+                               Text(N_("Missing: {fields}."), fields=", ".join(missing)) if missing
+                               else Text(N_("Every required field is filled in."))))
     over = facts.active_in_cycle > facts.limit - 1
     results.append(CheckResult("state_limit", FAILED if over else PASSED, True,
-                               f"{facts.active_in_cycle + 1} active nomination(s) with this one; the limit is {facts.limit}."))
+                               Text(N_("{active} active nomination(s) with this one; the limit is {limit}."),
+                                    active=facts.active_in_cycle + 1, limit=facts.limit)))
     if facts.same_city_in_cycle:
         results.append(CheckResult("duplicate_city", FAILED, True,
-                                   f"{nomination.city_name} is also nominated in this cycle by "
-                                   + ", ".join(facts.same_city_in_cycle) + "."))
+                                   Text(N_("{city} is also nominated in this cycle by {references}."),
+                                        city=nomination.city_name, references=", ".join(facts.same_city_in_cycle))))
     elif facts.accepted_earlier:
         results.append(CheckResult("duplicate_city", WARNING, False,
-                                   f"{nomination.city_name} was already accepted in "
-                                   + ", ".join(facts.accepted_earlier) + "."))
+                                   Text(N_("{city} was already accepted in {cycles}."), city=nomination.city_name,
+                                        cycles=", ".join(facts.accepted_earlier))))
     else:
         results.append(CheckResult("duplicate_city", PASSED, True,
-                                   f"{nomination.city_name} is nominated once in this cycle."))
+                                   Text(N_("{city} is nominated once in this cycle."), city=nomination.city_name)))
     covered = {p.focus_area for p in nomination.projects}
     uncovered = [area for area in nomination.focus_areas if area not in covered]
     results.append(CheckResult("focus_areas_covered", FAILED if uncovered else PASSED, True,
-                               "No project for focus area(s): " + ", ".join(uncovered) + "." if uncovered
-                               else "Every claimed focus area has at least one project."))
+                               Text(N_("No project for focus area(s): {focus_areas}."), focus_areas=", ".join(uncovered))
+                               if uncovered else Text(N_("Every claimed focus area has at least one project."))))
     if facts.requires_action_plan:
         results.append(CheckResult("action_plan", PASSED if facts.has_action_plan else FAILED, True,
-                                   "A Smart City Action Plan is attached." if facts.has_action_plan
-                                   else "The cycle requires a Smart City Action Plan (PDF) and none is attached."))
+                                   Text(N_("A Smart City Action Plan is attached.")) if facts.has_action_plan
+                                   else Text(N_("The cycle requires a Smart City Action Plan (PDF) and none is "
+                                                "attached."))))
     return results
 
 

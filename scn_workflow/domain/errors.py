@@ -29,6 +29,13 @@ class Text(str):
         return _text, (self.template, self.params)
 
 
+class Sentences(tuple):
+    """Several `Text`s that fill one placeholder, read one after the other."""
+
+    def __format__(self, spec: str) -> str:
+        return " ".join(map(str, self))
+
+
 def _text(template: str, params: dict) -> "Text":
     return Text(template, **params)
 

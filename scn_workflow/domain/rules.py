@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Callable
 
+from scn_workflow.domain.errors import N_, Sentences, Text
 from scn_workflow.domain.model import Actor, Cycle, MemberState, Nomination, Role
 
 PERMISSION = "permission"  # who may fire: refused with 403
@@ -91,75 +92,76 @@ def _blank(text: str | None) -> bool:
 
 def _submitter_of_member_state(n: Nomination, f: Facts):
     if f.actor.role is not Role.SUBMITTER or f.actor.member_state != n.member_state:
-        return f"Only a submitter of member state {n.member_state} may do this."
+        return Text(N_("Only a submitter of member state {member_state} may do this."), member_state=n.member_state)
 
 
 def _reviewer(n: Nomination, f: Facts):
     if f.actor.role is not Role.REVIEWER:
-        return "Only a reviewer may do this."
+        return Text(N_("Only a reviewer may do this."))
 
 
 def _reviewer_not_of_member_state(n: Nomination, f: Facts):
     if f.actor.member_state == n.member_state:
-        return (f"A reviewer of member state {n.member_state} may not review, accept or reject a nomination "
-                "of their own member state.")
+        return Text(N_("A reviewer of member state {member_state} may not review, accept or reject a nomination "
+                       "of their own member state."), member_state=n.member_state)
 
 
 def _four_eyes(n: Nomination, f: Facts):
     if f.actor.username == n.reviewed_by:
-        return (f"Four eyes: {n.reviewed_by} reviewed this nomination, "
-                "so a different reviewer must accept or reject it.")
+        return Text(N_("Four eyes: {reviewer} reviewed this nomination, so a different reviewer must accept or "
+                       "reject it."), reviewer=n.reviewed_by)
 
 
 def _system_or_operator(n: Nomination, f: Facts):
     if f.actor.role not in (Role.SYSTEM, Role.OPERATOR):
-        return "Only the handover worker or an operator may hand a nomination over."
+        return Text(N_("Only the handover worker or an operator may hand a nomination over."))
 
 
 def _complete(n: Nomination, f: Facts):
     missing = n.missing_fields()
     if missing:
-        return "Required fields are missing: " + ", ".join(missing) + "."
+        return Text(N_("Required fields are missing: {fields}."), fields=", ".join(missing))
 
 
 def _cycle_open(n: Nomination, f: Facts):
     c = f.cycle
     if c is None:
-        return f"The cycle {n.cycle} does not exist."
+        return Text(N_("The cycle {cycle} does not exist."), cycle=n.cycle)
     if not c.is_open(f.now):
-        return (f"The cycle {n.cycle} is not open for submissions "
-                f"(open from {c.opens_at:%Y-%m-%d} until {c.closes_at:%Y-%m-%d}).")
+        return Text(N_("The cycle {cycle} is not open for submissions (open from {opens} until {closes})."),
+                    cycle=n.cycle, opens=c.opens_at.date(), closes=c.closes_at.date())
 
 
 def _within_state_limit(n: Nomination, f: Facts):
     if f.active_in_cycle is not None and f.limit is not None and f.active_in_cycle >= f.limit:
-        return (f"Member state {n.member_state} already has {f.active_in_cycle} active "
-                f"nomination(s) in cycle {n.cycle}, its limit is {f.limit}.")
+        return Text(N_("Member state {member_state} already has {active} active nomination(s) in cycle {cycle}, "
+                       "its limit is {limit}."), member_state=n.member_state, active=f.active_in_cycle,
+                    cycle=n.cycle, limit=f.limit)
 
 
 def _comment_required(n: Nomination, f: Facts):
     if _blank(f.comment):
-        return "A comment is required: say what needs revision."
+        return Text(N_("A comment is required: say what needs revision."))
 
 
 def _reason_required(n: Nomination, f: Facts):
     if _blank(f.comment):
-        return "A reason is required to reject a nomination."
+        return Text(N_("A reason is required to reject a nomination."))
 
 
 def _checks_finished(n: Nomination, f: Facts):
     if n.checks_outcome in (None, "pending"):
-        return "The automated checks have not finished yet."
+        return Text(N_("The automated checks have not finished yet."))
 
 
 def _no_blocking_check_failed(n: Nomination, f: Facts):
     if n.checks_outcome == "failed":
-        return "A blocking automated check failed; return the nomination for revision."
+        return Text(N_("A blocking automated check failed; return the nomination for revision."))
 
 
 def _assessment_required(n: Nomination, f: Facts):
     if not f.assessment:
-        return "An assessment (scores, recommendation, summary) is required to review."
+        return Text(N_("An assessment (scores, recommendation, summary) is required to review."))
 
 
 def _assessment_complete(n: Nomination, f: Facts):
@@ -170,57 +172,59 @@ def _assessment_complete(n: Nomination, f: Facts):
     scores = a.get("scores") or {}
     missing = [code for code in n.focus_areas if code not in scores]
     if missing:
-        problems.append("no score for focus area(s) " + ", ".join(missing))
+        problems.append(Text(N_("No score for focus area(s) {focus_areas}."), focus_areas=", ".join(missing)))
     extra = [code for code in scores if code not in n.focus_areas]
     if extra:
-        problems.append("scores for focus area(s) the city does not claim: " + ", ".join(extra))
+        problems.append(Text(N_("Scores for focus area(s) the city does not claim: {focus_areas}."),
+                             focus_areas=", ".join(extra)))
     bad = [code for code, value in scores.items()
            if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 5]
     if bad:
-        problems.append("scores must be whole numbers from 1 to 5 (" + ", ".join(bad) + ")")
+        problems.append(Text(N_("Scores must be whole numbers from 1 to 5 ({focus_areas})."),
+                             focus_areas=", ".join(bad)))
     if a.get("recommendation") not in RECOMMENDATIONS:
-        problems.append("the recommendation must be one of " + ", ".join(RECOMMENDATIONS))
+        problems.append(Text(N_("The recommendation must be one of {choices}."), choices=", ".join(RECOMMENDATIONS)))
     if problems:
-        return "The assessment is incomplete: " + "; ".join(problems) + "."
+        return Text(N_("The assessment is incomplete. {problems}"), problems=Sentences(problems))
 
 
 def _lead_agency_set(n: Nomination, f: Facts):
     if f.member_state is None or not f.member_state.has_lead_agency:
-        return (f"No lead agency (with an email or webhook) is set for member state "
-                f"{n.member_state}.")
+        return Text(N_("No lead agency (with an email or webhook) is set for member state {member_state}."),
+                    member_state=n.member_state)
 
 
 def _package_delivered(n: Nomination, f: Facts):
     if not f.package_delivered:
-        return "The handover package has not been delivered to the lead agency."
+        return Text(N_("The handover package has not been delivered to the lead agency."))
 
 
 SUBMITTER_OF_MEMBER_STATE = Rule("submitter_of_member_state", PERMISSION,
-                                 "the actor is a submitter of the nomination's member state",
+                                 N_("the actor is a submitter of the nomination's member state"),
                                  _submitter_of_member_state)
-REVIEWER = Rule("reviewer", PERMISSION, "the actor is a reviewer", _reviewer)
+REVIEWER = Rule("reviewer", PERMISSION, N_("the actor is a reviewer"), _reviewer)
 REVIEWER_NOT_OF_MEMBER_STATE = Rule("reviewer_not_of_member_state", PERMISSION,
-                                    "the reviewer is not of the nomination's member state",
+                                    N_("the reviewer is not of the nomination's member state"),
                                     _reviewer_not_of_member_state)
-FOUR_EYES = Rule("four_eyes", PERMISSION, "the actor is not the reviewer who reviewed it", _four_eyes)
+FOUR_EYES = Rule("four_eyes", PERMISSION, N_("the actor is not the reviewer who reviewed it"), _four_eyes)
 SYSTEM_OR_OPERATOR = Rule("system_or_operator", PERMISSION,
-                          "the actor is the handover worker (system) or an operator",
+                          N_("the actor is the handover worker (system) or an operator"),
                           _system_or_operator)
-COMPLETE = Rule("complete", RULE, "every required field is filled in", _complete)
-CYCLE_OPEN = Rule("cycle_open", RULE, "the cycle is open", _cycle_open, frozenset({"cycle"}))
+COMPLETE = Rule("complete", RULE, N_("every required field is filled in"), _complete)
+CYCLE_OPEN = Rule("cycle_open", RULE, N_("the cycle is open"), _cycle_open, frozenset({"cycle"}))
 WITHIN_STATE_LIMIT = Rule("within_state_limit", RULE,
-                          "the member state is below its limit of active nominations in the cycle",
+                          N_("the member state is below its limit of active nominations in the cycle"),
                           _within_state_limit, frozenset({"limit"}))
-COMMENT_REQUIRED = Rule("comment_required", RULE, "a comment is given", _comment_required)
-REASON_REQUIRED = Rule("reason_required", RULE, "a reason is given", _reason_required)
-CHECKS_FINISHED = Rule("checks_finished", RULE, "the automated checks have finished", _checks_finished)
-NO_BLOCKING_CHECK_FAILED = Rule("no_blocking_check_failed", RULE, "no blocking check failed",
+COMMENT_REQUIRED = Rule("comment_required", RULE, N_("a comment is given"), _comment_required)
+REASON_REQUIRED = Rule("reason_required", RULE, N_("a reason is given"), _reason_required)
+CHECKS_FINISHED = Rule("checks_finished", RULE, N_("the automated checks have finished"), _checks_finished)
+NO_BLOCKING_CHECK_FAILED = Rule("no_blocking_check_failed", RULE, N_("no blocking check failed"),
                                 _no_blocking_check_failed)
-ASSESSMENT_REQUIRED = Rule("assessment_required", RULE, "an assessment is given", _assessment_required)
+ASSESSMENT_REQUIRED = Rule("assessment_required", RULE, N_("an assessment is given"), _assessment_required)
 ASSESSMENT_COMPLETE = Rule("assessment_complete", RULE,
-                           "the assessment scores each claimed focus area 1-5 and recommends",
+                           N_("the assessment scores each claimed focus area 1-5 and recommends"),
                            _assessment_complete)
-LEAD_AGENCY_SET = Rule("lead_agency_set", RULE, "the member state has a lead agency",
+LEAD_AGENCY_SET = Rule("lead_agency_set", RULE, N_("the member state has a lead agency"),
                        _lead_agency_set, frozenset({"member_state"}))
-PACKAGE_DELIVERED = Rule("package_delivered", RULE, "the handover package was delivered",
+PACKAGE_DELIVERED = Rule("package_delivered", RULE, N_("the handover package was delivered"),
                          _package_delivered, frozenset({"delivery"}))

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from transitions import Machine
 
 from scn_workflow.domain import rules as r
-from scn_workflow.domain.errors import N_, Forbidden, InvalidTransition, RuleViolation, UnknownTrigger, Violation
+from scn_workflow.domain.errors import N_, Forbidden, InvalidTransition, RuleViolation, Text, UnknownTrigger, Violation
 from scn_workflow.domain.model import DomainEvent, Nomination
 
 STATES = ("drafted", "submitted", "reviewed", "accepted", "handed_over", "rejected", "withdrawn")
@@ -79,45 +79,45 @@ _SUBMITTERS = (Audience.SUBMITTERS,)
 SPECS = {spec.trigger: spec for spec in (
     TriggerSpec("submit", ("drafted",), "submitted",
                 EventSpec("nomination.submitted", "was submitted and is being checked", _SUBMITTERS, ("checks",)),
-                "a submitter of that member state", (r.SUBMITTER_OF_MEMBER_STATE,),
+                N_("a submitter of that member state"), (r.SUBMITTER_OF_MEMBER_STATE,),
                 (r.COMPLETE, r.CYCLE_OPEN, r.WITHIN_STATE_LIMIT),
                 next_step=N_("Submitted. Automated checks run now; reviewers are told when they finish.")),
     TriggerSpec("return_for_revision", ("submitted", "reviewed"), "drafted",
                 EventSpec("nomination.returned", "was returned for revision", _SUBMITTERS),
-                "a reviewer", (r.REVIEWER,), (r.COMMENT_REQUIRED,), "What needs revision",
+                N_("a reviewer"), (r.REVIEWER,), (r.COMMENT_REQUIRED,), N_("What needs revision"),
                 next_step=N_("Returned for revision. The submitters of {member_state} are told; they can edit "
                              "the draft and submit it again.")),
     TriggerSpec("review", ("submitted",), "reviewed", EventSpec("nomination.reviewed", "was reviewed", _SUBMITTERS),
-                "a reviewer not of that member state", (r.REVIEWER, r.REVIEWER_NOT_OF_MEMBER_STATE),
+                N_("a reviewer not of that member state"), (r.REVIEWER, r.REVIEWER_NOT_OF_MEMBER_STATE),
                 (r.CHECKS_FINISHED, r.NO_BLOCKING_CHECK_FAILED, r.ASSESSMENT_REQUIRED,
                  r.ASSESSMENT_COMPLETE),
                 next_step=N_("Review recorded. A second reviewer, not of the same member state, now accepts or "
                              "rejects the nomination.")),
     TriggerSpec("accept", ("reviewed",), "accepted",
                 EventSpec("nomination.accepted", "was accepted", _SUBMITTERS, ("handover",)),
-                "a reviewer not of that member state, other than the one who reviewed it (four eyes)",
+                N_("a reviewer not of that member state, other than the one who reviewed it (four eyes)"),
                 (r.REVIEWER, r.REVIEWER_NOT_OF_MEMBER_STATE, r.FOUR_EYES),
                 next_step=N_("Accepted. The handover package is being sent to the lead agency of {member_state}; "
                              "the nomination is handed over once it is delivered."),
                 confirmation=N_("Accepting cannot be undone. {city} will join the ASEAN Smart Cities Network, "
                                 "and its handover package will be sent to the lead agency of {member_state}.")),
     TriggerSpec("reject", ("reviewed",), "rejected", EventSpec("nomination.rejected", "was rejected", _SUBMITTERS),
-                "a reviewer not of that member state, other than the one who reviewed it (four eyes)",
+                N_("a reviewer not of that member state, other than the one who reviewed it (four eyes)"),
                 (r.REVIEWER, r.REVIEWER_NOT_OF_MEMBER_STATE, r.FOUR_EYES), (r.REASON_REQUIRED,),
-                "Reason for rejecting",
+                N_("Reason for rejecting"),
                 next_step=N_("Rejected. The submitters of {member_state} are told, with your reason."),
                 confirmation=N_("Rejecting cannot be undone. {city} will leave the {cycle} cycle; your reason "
                                 "is sent to the submitters of {member_state}.")),
     TriggerSpec("withdraw", ("drafted", "submitted"), "withdrawn",
                 EventSpec("nomination.withdrawn", "was withdrawn",
                           (Audience.SUBMITTERS, Audience.REVIEWERS_IF_SUBMITTED)),
-                "a submitter of that member state", (r.SUBMITTER_OF_MEMBER_STATE,),
+                N_("a submitter of that member state"), (r.SUBMITTER_OF_MEMBER_STATE,),
                 next_step=N_("Withdrawn. The nomination no longer counts towards the limit of {member_state}."),
                 confirmation=N_("Withdrawing cannot be undone. {city} will leave the {cycle} cycle.")),
     TriggerSpec("hand_over", ("accepted",), "handed_over",
                 EventSpec("nomination.handed_over", "was handed over to the lead agency",
                           (Audience.SUBMITTERS, Audience.LEAD_AGENCY)),
-                "the system (handover worker) or an operator", (r.SYSTEM_OR_OPERATOR,),
+                N_("the system (handover worker) or an operator"), (r.SYSTEM_OR_OPERATOR,),
                 (r.LEAD_AGENCY_SET, r.PACKAGE_DELIVERED),
                 next_step=N_("Handed over. The lead agency acknowledges receipt of the package.")),
 )}
@@ -180,8 +180,10 @@ def _spec(trigger: str) -> TriggerSpec:
     try:
         return SPECS[trigger]
     except (KeyError, TypeError):
-        raise UnknownTrigger(f"Unknown trigger {trigger!r}; the triggers are: " + ", ".join(SPECS) + ".",
-                             [Violation("known_trigger", f"{trigger!r} is not a trigger of the workflow.")]) from None
+        raise UnknownTrigger(Text(N_("Unknown trigger {name}; the triggers are: {triggers}."), name=repr(trigger),
+                                  triggers=", ".join(SPECS)),
+                             [Violation("known_trigger", Text(N_("{name} is not a trigger of the workflow."),
+                                                              name=repr(trigger)))]) from None
 
 
 def _refusals(rules, nomination: Nomination, facts: r.Facts) -> list[Violation]:
@@ -207,9 +209,9 @@ def check(nomination: Nomination, trigger: str, facts: r.Facts) -> None:
     spec = _spec(trigger)
     if nomination.state not in spec.sources:
         raise InvalidTransition(
-            f"'{trigger}' cannot be fired on a nomination in state '{nomination.state}' "
-            f"(only from {', '.join(spec.sources)}).",
-            [Violation("valid_source_state", f"The nomination is {nomination.state}.")])
+            Text(N_("'{trigger}' cannot be fired on a nomination in state '{state}' (only from {states})."),
+                 trigger=trigger, state=nomination.state, states=", ".join(spec.sources)),
+            [Violation("valid_source_state", Text(N_("The nomination is {state}."), state=nomination.state))])
     denied = _refusals(spec.permissions, nomination, facts)
     if denied:
         raise Forbidden(" ".join(v.message for v in denied), denied)

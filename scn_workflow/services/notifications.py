@@ -8,9 +8,14 @@ from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
 from email.utils import formatdate
 
+import functools
+from pathlib import Path
+
 import jinja2
 import sqlalchemy as sa
+from babel.support import Translations
 
+from scn_workflow import labels
 from scn_workflow.db import tables as t
 from scn_workflow.domain.workflow import EVENTS, Audience
 from scn_workflow.services import Services, mailer
@@ -18,8 +23,18 @@ from scn_workflow.services.effects import Outcome, begin, record_effects, releas
 from scn_workflow.services.outbox import mark_done
 
 _UNFOLDED = email.policy.compat32.clone(max_line_length=None)  # each header on one line, as receivers read it
-_templates = jinja2.Environment(loader=jinja2.PackageLoader("scn_workflow", "templates/mail"),
-                                autoescape=jinja2.select_autoescape(["html"]), undefined=jinja2.StrictUndefined)
+TRANSLATIONS = Path(__file__).resolve().parent.parent / "translations"
+
+
+@functools.cache
+def _templates(language: str) -> tuple[jinja2.Environment, Translations]:
+    """The mail templates in one language (English, or a catalogue of scn_workflow/translations)."""
+    translations = Translations.load(str(TRANSLATIONS), [language])
+    env = jinja2.Environment(loader=jinja2.PackageLoader("scn_workflow", "templates/mail"),
+                             autoescape=jinja2.select_autoescape(["html"]), undefined=jinja2.StrictUndefined,
+                             extensions=["jinja2.ext.i18n"])
+    env.install_gettext_translations(translations, newstyle=True)
+    return env, translations
 
 
 def choose_recipients(event, member_state: str, users, agency=None) -> list[tuple[str, str]]:
@@ -47,14 +62,21 @@ def choose_recipients(event, member_state: str, users, agency=None) -> list[tupl
     return unique
 
 
-def compose(settings, event, nomination, to_name: str, to_address: str) -> MIMEMultipart:
+def compose(settings, event, nomination, to_name: str, to_address: str, language: str = "en") -> MIMEMultipart:
     """The mail about `event` for one recipient, plain text and HTML. Its Message-ID follows from the
     event and the recipient, so a mail sent again is recognisably the same message. (The email
     package's compat32 classes, which skip EmailMessage's header parsing.)"""
-    context = {"nomination": nomination, "event": event, "what": EVENTS[event.name].what, "name": to_name}
+    env, translations = _templates(language)
+    member_state = translations.gettext(labels.MEMBER_STATES.get(nomination.member_state, nomination.member_state))
+    sentence = translations.gettext(labels.EVENT_SENTENCES[event.name]).format(
+        reference=nomination.reference, city=nomination.city_name, member_state=member_state)
+    state = event.to_state or nomination.state
+    context = {"nomination": nomination, "event": event, "name": to_name, "sentence": sentence, "language": language,
+               "state": translations.gettext(labels.STATES.get(state, state)), "what": EVENTS[event.name].what}
     message = MIMEMultipart("alternative", policy=_UNFOLDED)
     # One line whatever a stored city name holds: compat32 would write a line break into the header.
-    subject = mailer.one_line(f"[{nomination.reference}] {nomination.city_name} {context['what']}")
+    subject = mailer.one_line(f"[{nomination.reference}] {nomination.city_name} {context['what']}" if language == "en"
+                              else f"[{nomination.reference}] {sentence}")
     message["Subject"] = subject if subject.isascii() else Header(subject, "utf-8")
     message["From"] = settings.mail_from
     message["To"] = to_address
@@ -62,8 +84,8 @@ def compose(settings, event, nomination, to_name: str, to_address: str) -> MIMEM
     message["Message-ID"] = f"<{event.event_id}.{to_address.replace('@', '.at.')}@scn-workflow>"
     message["X-SCN-Event"] = event.name
     message["X-SCN-Event-Id"] = event.event_id
-    message.attach(MIMEText(_templates.get_template("event.txt").render(context), "plain", "utf-8"))
-    message.attach(MIMEText(_templates.get_template("event.html").render(context), "html", "utf-8"))
+    message.attach(MIMEText(env.get_template("event.txt").render(context), "plain", "utf-8"))
+    message.attach(MIMEText(env.get_template("event.html").render(context), "html", "utf-8"))
     return message
 
 
@@ -85,12 +107,17 @@ def notify(svc: Services, event_id: str) -> Outcome:
             agency = uow.session.execute(sa.select(t.member_states).where(
                 t.member_states.c.code == nomination.member_state)).one_or_none()
         uow.commit()
+    # Each person reads the mail in their own language; the lead agency in its dossier's language.
+    languages = {(u.email or "").lower(): getattr(u, "language", None) or "en" for u in users}
+    if agency is not None and agency.lead_agency_email:
+        languages[agency.lead_agency_email.lower()] = getattr(agency, "lead_agency_language", None) or "en"
     to_send = [(who, address) for who, address in choose_recipients(event, nomination.member_state, users, agency)
                if f"mail:{address.lower()}" not in done]
     sent = []
     try:
         for who, address in to_send:
-            where = mailer.send(svc.settings, compose(svc.settings, event, nomination, who, address))
+            where = mailer.send(svc.settings, compose(svc.settings, event, nomination, who, address,
+                                                      languages.get(address.lower(), "en")))
             sent.append((event_id, f"mail:{address.lower()}", where))
     finally:
         with svc.uow() as uow:

@@ -177,8 +177,8 @@ def _assessment(**changes):
 
 
 @pytest.mark.parametrize("assessment, mentions", [
-    (_assessment(scores={"civic_social": 4}), ["no score", "quality_environment"]),
-    (_assessment(scores={}), ["no score", "civic_social", "quality_environment"]),
+    (_assessment(scores={"civic_social": 4}), ["No score", "quality_environment"]),
+    (_assessment(scores={}), ["No score", "civic_social", "quality_environment"]),
     (_assessment(scores={"civic_social": 0, "quality_environment": 3}), ["1 to 5", "civic_social"]),
     (_assessment(scores={"civic_social": 4, "quality_environment": 6}), ["1 to 5", "quality_environment"]),
     (_assessment(scores={"civic_social": 4.5, "quality_environment": 3}), ["1 to 5", "civic_social"]),
