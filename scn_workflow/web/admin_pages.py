@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from marshmallow import ValidationError
 
 from scn_workflow.current import svc
@@ -15,6 +16,7 @@ from scn_workflow.schemas.users import UserCreate
 from scn_workflow.schemas.text import form_number
 from scn_workflow.services import admin, users
 from scn_workflow.web.errors import error_page
+from scn_workflow.web.labels import field_label, member_state_name, refusal, role_label, say
 from scn_workflow.web.session import current_user, login_required
 
 bp = Blueprint("admin_pages", __name__, url_prefix="/admin")
@@ -41,7 +43,7 @@ def user_list():
         if data is not None:
             try:
                 user = users.create_user(svc(), **data)
-                flash(f"User {user.username} ({user.role.value}) created.")
+                flash(_("User %(username)s (%(role)s) created.", username=user.username, role=role_label(user.role)))
                 return redirect(url_for("admin_pages.user_list"))
             except InvalidInput as err:
                 errors = err.fields
@@ -60,10 +62,10 @@ def set_active(username):
     active = request.form.get("active") == "1"
     try:
         users.update_user(svc(), current_user(), username, {"active": active})
-        flash(f"User {username} reactivated." if active else f"User {username} deactivated; their sessions "
-              f"and tokens have ended.")
+        flash(_("User %(username)s reactivated.", username=username) if active else
+              _("User %(username)s deactivated; their sessions and tokens have ended.", username=username))
     except DomainError as err:
-        flash(err.detail, "error")
+        flash(refusal(err), "error")
     return redirect(url_for("admin_pages.user_list"))
 
 
@@ -88,7 +90,7 @@ def cycle_list():
         if data is not None:
             try:
                 admin.create_cycle(svc(), current_user(), data)
-                flash(f"Cycle {data['code']} created.")
+                flash(_("Cycle %(cycle)s created.", cycle=data["code"]))
                 return redirect(url_for("admin_pages.cycle_list"))
             except InvalidInput as err:
                 errors = err.fields
@@ -106,14 +108,16 @@ def set_override(code):
     data, errors = _load(OverrideRequest(), {"limit": form_number(limit),
                                              "reason": request.form.get("reason", "").strip()})
     if data is None:
-        flash("Override not saved: " + "; ".join(f"{k}: {' '.join(v)}" for k, v in errors.items()), "error")
+        flash(_("Override not saved: %(problems)s", problems="; ".join(
+            f"{field_label(k)}: {' '.join(say(m) for m in v)}" for k, v in errors.items())), "error")
     else:
         try:
             admin.set_override(svc(), current_user(), code, request.form.get("member_state", ""), data["limit"],
                                data["reason"])
-            flash(f"Limit of {request.form.get('member_state')} in {code} set to {data['limit']}.")
+            flash(_("Limit of %(member_state)s in %(cycle)s set to %(limit)s.",
+                    member_state=member_state_name(request.form.get("member_state")), cycle=code, limit=data["limit"]))
         except DomainError as err:
-            flash(err.detail, "error")
+            flash(refusal(err), "error")
     return redirect(url_for("admin_pages.cycle_list"))
 
 
@@ -133,12 +137,12 @@ def member_state_list():
         if data is not None:
             try:
                 admin.update_member_state(svc(), current_user(), code, data)
-                flash(f"Lead agency of {code} saved.")
+                flash(_("Lead agency of %(member_state)s saved.", member_state=member_state_name(code)))
                 return redirect(url_for("admin_pages.member_state_list"))
             except InvalidInput as err:  # the webhook URL rule: shown next to its field
                 field_errors = err.fields
             except DomainError as err:  # an unknown code has no form of its own to show it next to
-                flash(err.detail, "error")
+                flash(refusal(err), "error")
                 status = err.status
         errors = {code: field_errors}
     return render_template("admin/member_states.html", member_states=admin.member_states(svc()), errors=errors), status

@@ -11,11 +11,13 @@ import secrets
 from functools import wraps
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
 
 from scn_workflow.current import svc
 from scn_workflow.domain.model import Actor, Role
 from scn_workflow.ratelimit import TooManySignIns, client_address, sign_in_limits
 from scn_workflow.services import users, web_sessions
+from scn_workflow.web.labels import role_label
 
 bp = Blueprint("session", __name__)
 
@@ -31,9 +33,10 @@ def check_csrf() -> None:
     if request.method != "POST" or request.path.startswith("/api/"):
         return
     sent = request.form.get("csrf_token", "")
-    if not sent or not hmac.compare_digest(sent, session.get("csrf", "")):
-        abort(400, "The form expired or did not come from this site (missing CSRF token); reload the page and "
-                   "try again.")
+    # As bytes: compare_digest raises TypeError on str with non-ASCII characters (a forged token).
+    if not sent or not hmac.compare_digest(sent.encode(), session.get("csrf", "").encode()):
+        abort(400, _("The form expired or did not come from this site (missing CSRF token); reload the page "
+                     "and try again."))
 
 
 def current_user() -> Actor | None:
@@ -59,7 +62,7 @@ def login_required(*roles: Role):
             if user is None:
                 return redirect(url_for("session.login", next=request.full_path))
             if roles and user.role not in roles:
-                abort(403, f"This page is for {', '.join(r.value for r in roles)} accounts.")
+                abort(403, _("This page is for %(roles)s accounts.", roles=", ".join(role_label(r) for r in roles)))
             return view(*args, **kwargs)
 
         return wrapped
@@ -87,16 +90,16 @@ def login():
         except TooManySignIns as refusal:
             wait = refusal.retry_after
             return render_template("login.html", username=username, error=(
-                f"Too many failed sign-ins; try again in {wait} seconds.")), 429, {"Retry-After": str(wait)}
+                _("Too many failed sign-ins; try again in %(seconds)s seconds.", seconds=wait))), 429, {"Retry-After": str(wait)}
         actor = users.authenticate(svc(), username, request.form.get("password", ""))
         if actor is None:
             limits.failed(address, username)
-            error = "The username or password is wrong."
+            error = _("The username or password is wrong.")
         else:
             session.clear()
             session["sid"] = web_sessions.start(svc(), actor.username)
             csrf_token()
-            flash(f"Signed in as {actor.username}.")
+            flash(_("Signed in as %(username)s.", username=actor.username))
             return redirect(_safe_next(request.args.get("next")))
     return render_template("login.html", error=error, username=username), 200 if error is None else 401
 
@@ -106,5 +109,5 @@ def logout():
     if isinstance(session.get("sid"), str):
         web_sessions.end(svc(), session["sid"])
     session.clear()
-    flash("Signed out.")
+    flash(_("Signed out."))
     return redirect(url_for("pages.index"))
