@@ -287,6 +287,14 @@ def test_nul_in_the_sign_in_form_is_refused(live_server, field):
     assert 400 <= response.status_code < 500, response.status_code
 
 
+def test_a_csrf_token_with_other_characters_is_refused(live_server):
+    session = requests.Session()
+    session.get(live_server.url + "/login", timeout=TIMEOUT)
+    response = session.post(live_server.url + "/login", timeout=TIMEOUT, allow_redirects=False,
+                            data={"username": "submitter-id", "password": DEMO_PASSWORD, "csrf_token": "é"})
+    assert response.status_code == 400, response.status_code
+
+
 def test_nul_in_a_search_is_refused_by_name(live_server):
     api = api_of(live_server, "admin")
     for name in ("q", "cycle", "member_state", "state"):
