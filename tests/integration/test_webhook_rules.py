@@ -18,8 +18,13 @@ import email
 import email.policy
 import json
 import re
+import shutil
+import ssl
+import subprocess
+import threading
 import time
 from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
@@ -28,10 +33,11 @@ import sqlalchemy as sa
 from scn_workflow.db import tables as t
 from scn_workflow.domain.errors import InvalidInput
 from scn_workflow.services import admin, checks, handover, nominations, webhooks
+from scn_workflow.services.destinations import Destinations
 from scn_workflow.services.handover import FAILED_COMMENT
 from scn_workflow.services.seed import DEMO_PASSWORD
 from scn_workflow.services.webhooks import DeliveryFailed
-from tests.conftest import ASSESSMENT, build_world, complete_draft, make_services
+from tests.conftest import ASSESSMENT, LOOPBACK, build_world, complete_draft, make_services
 from tests.harness import MailSink, WebhookReceiver
 from tests.integration.live import live_server, start_live_server  # noqa: F401
 
@@ -436,3 +442,52 @@ def test_a_failed_deliverys_text_stays_with_operators(loopback):
     assert [c["status"] for c in receiver.calls if c["path"] == "/vn-handover"] == [500, 500]  # 1 retry
     failures = api(server, "operator").get(server.url + "/api/v1/ops/failures", timeout=TIMEOUT).json()["items"]
     assert any(f"{receiver.url}/vn-handover answered 500" in f["error"] for f in failures)
+
+
+@pytest.fixture
+def tls_receiver(tmp_path, monkeypatch):
+    """An HTTPS receiver on 127.0.0.1 whose certificate names hooks.agency.example (self-signed, and
+    trusted through SSL_CERT_FILE); it records the SNI name and the Host header of each POST."""
+    openssl = shutil.which("openssl")
+    assert openssl, "openssl is needed to make the test certificate"
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "2", "-subj", "/CN=hooks.agency.example",
+                    "-addext", "subjectAltName=DNS:hooks.agency.example"], check=True, capture_output=True)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    seen = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            seen.append({"host": self.headers["Host"], "sni": getattr(self.connection, "sni", None)})
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+
+    def remember_sni(sock, name, _context):
+        sock.sni = name
+    context.sni_callback = remember_sni
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server.server_address[1], seen
+    server.shutdown()
+    server.server_close()
+
+
+def test_https_goes_to_the_checked_address_with_the_urls_host_in_sni_host_and_the_certificate_check(tls_receiver):
+    port, seen = tls_receiver
+    to = Destinations(LOOPBACK, resolve=stub("127.0.0.1"))
+    assert webhooks.post(f"https://hooks.agency.example:{port}/scn", SECRET, "nomination.accepted", "e-1", b"{}",
+                         to=to) == 200
+    assert seen == [{"host": f"hooks.agency.example:{port}", "sni": "hooks.agency.example"}]
+    # Another name for the same address: the certificate does not name it, so nothing is sent.
+    with pytest.raises(DeliveryFailed, match="did not answer"):
+        webhooks.post(f"https://other.agency.example:{port}/scn", SECRET, "nomination.accepted", "e-2", b"{}", to=to)
+    assert len(seen) == 1
