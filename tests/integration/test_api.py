@@ -222,10 +222,12 @@ def test_patch_refusals(api):
     body = assert_problem(api.patch(path, "sub-id", json={"csco_email": "nope", "state": "accepted"},
                                     headers={"If-Match": '"1"'}), 422, "Invalid input")
     assert set(body["errors"]) == {"csco_email", "state"}
-    body = assert_problem(api.patch(path, "ops", json={"vision": "x"}, headers={"If-Match": '"1"'}), 403)
-    assert rules(body) == ["submitter_of_member_state"]
+    assert_problem(api.patch(path, "ops", json={"vision": "x"}, headers={"If-Match": '"1"'}), 404)  # never a draft
     assert_problem(api.patch(path, "sub-th", json={"vision": "x"}, headers={"If-Match": '"1"'}), 404)
     submitted = api.fire(n, "submit", "sub-id")
+    body = assert_problem(api.patch(path, "ops", json={"vision": "x"},
+                                    headers={"If-Match": f'"{submitted["version"]}"'}), 403)
+    assert rules(body) == ["submitter_of_member_state"]
     body = assert_problem(api.patch(path, "sub-id", json={"vision": "x"},
                                     headers={"If-Match": f'"{submitted["version"]}"'}), 422)
     assert rules(body) == ["editable_only_when_drafted"]
