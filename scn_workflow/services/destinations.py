@@ -140,8 +140,10 @@ def post(destinations: Destinations, url: str, body: bytes, headers: dict, timeo
     for address in target.addresses:
         pool = _pool(target, address, timeout)
         try:
+            # Only the status counts: the answer's body is never read (a receiver could send gigabytes).
             response = pool.urlopen("POST", target.path, body=body, headers=headers, redirect=False,
-                                    retries=False, assert_same_host=False)
+                                    retries=False, assert_same_host=False, preload_content=False)
+            response.close()
             return response.status
         except urllib3.exceptions.NewConnectionError as exc:  # this address is away: the next one
             error = exc
