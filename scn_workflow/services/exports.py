@@ -20,9 +20,11 @@ from datetime import datetime
 import sqlalchemy as sa
 from flask_babel import gettext as _
 
+from scn_workflow import labels
 from scn_workflow.db import tables as t
 from scn_workflow.domain.model import Actor
 from scn_workflow.domain.rules import Sight, sight
+from scn_workflow.domain.workflow import STATES
 from scn_workflow.services import Services
 from scn_workflow.services.search import visible_matching
 
@@ -37,24 +39,19 @@ def neutralised(value) -> str:
     return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
-def state_words() -> dict[str, str]:
-    """Each state as a reader reads it, in the current language."""
-    return {"drafted": _("Drafted"), "submitted": _("Submitted"), "reviewed": _("Reviewed"),
-            "accepted": _("Accepted"), "handed_over": _("Handed over"), "rejected": _("Rejected"),
-            "withdrawn": _("Withdrawn")}
-
-
 def headers(public: bool) -> list[str]:
-    """The header row; the public register's leaves out the Chief Smart City Officer (personal data)."""
-    people = [] if public else [_("Chief Smart City Officer"), _("Chief Smart City Officer's email")]
-    return [_("Reference"), _("City"), _("Region"), _("Member state"), _("Cycle"), _("State"), *people,
-            _("Submitted on"), _("Last updated on")]
+    """The header row, in the current language (the form's words for its fields); the public
+    register's leaves out the Chief Smart City Officer (personal data)."""
+    people = [] if public else [labels.field_label("csco_name"), labels.field_label("csco_email")]
+    return [_("Reference"), *map(labels.field_label, ("city_name", "region", "member_state", "cycle")), _("State"),
+            *people, _("Submitted on"), _("Last updated on")]
 
 
-def _cells(row, public: bool, words: dict[str, str]) -> list[str]:
+def _cells(row, public: bool, states: dict[str, str], member_states: dict[str, str]) -> list[str]:
     people = [] if public else [row.csco_name, row.csco_email]
-    return [neutralised(v) for v in (row.reference, row.city_name, row.region, row.member_state_name, row.cycle,
-                                     words.get(row.state, row.state), *people, _day(row.submitted_at),
+    return [neutralised(v) for v in (row.reference, row.city_name, row.region,
+                                     member_states.get(row.member_state, row.member_state), row.cycle,
+                                     states.get(row.state, row.state), *people, _day(row.submitted_at),
                                      _day(row.updated_at))]
 
 
@@ -74,18 +71,22 @@ def nominations_csv(svc: Services, actor: Actor | None, *, state: str | None = N
     with svc.uow(read_only=True) as uow:
         where = visible_matching(uow, actor, state=state, member_state=member_state, cycle=cycle, q=q,
                                  checks_done=checks_done)
+        names = {code: labels.member_state_name(code) if code in labels.MEMBER_STATES else name
+                 for code, name in uow.session.execute(sa.select(t.member_states.c.code, t.member_states.c.name))}
     if states:
         where.append(t.nominations.c.state.in_(states))
-    return _pieces(svc, where, headers(public), public, state_words())
+    words = {code: labels.state_label(code) for code in STATES}
+    return _pieces(svc, where, headers(public), public, words, names)
 
 
-def _pieces(svc: Services, where: list, header: list[str], public: bool, words: dict[str, str]) -> Iterator[bytes]:
-    n, ms = t.nominations.c, t.member_states.c
-    columns = [n.id, n.reference, n.city_name, n.region, ms.name.label("member_state_name"), n.cycle, n.state,
-               n.submitted_at, n.updated_at]
+def _pieces(svc: Services, where: list, header: list[str], public: bool, states: dict[str, str],
+            member_states: dict[str, str]) -> Iterator[bytes]:
+    n = t.nominations.c
+    columns = [n.id, n.reference, n.city_name, n.region, n.member_state, n.cycle, n.state, n.submitted_at,
+               n.updated_at]
     if not public:
         columns += [n.csco_name, n.csco_email]
-    query = sa.select(*columns).join(t.member_states, ms.code == n.member_state)
+    query = sa.select(*columns)
     yield (BOM + _lines([header])).encode("utf-8")
     batch, after = svc.settings.export_batch, 0
     while True:
@@ -93,7 +94,7 @@ def _pieces(svc: Services, where: list, header: list[str], public: bool, words: 
         with svc.uow(read_only=True) as uow:
             rows = uow.session.execute(query.where(*where, n.id > after).order_by(n.id).limit(batch)).all()
         if rows:
-            yield _lines(_cells(row, public, words) for row in rows).encode("utf-8")
+            yield _lines(_cells(row, public, states, member_states) for row in rows).encode("utf-8")
             after = rows[-1].id
         if len(rows) < batch:
             return

@@ -15,12 +15,12 @@ from dataclasses import replace
 
 import pytest
 import sqlalchemy as sa
-from flask_babel import force_locale
+from flask_babel import force_locale, gettext
 
 from scn_workflow.db import tables as t
-from scn_workflow.domain.workflow import STATES
 from scn_workflow.services import exports
 from scn_workflow.services.seed import REVIEWERS
+from scn_workflow import labels
 from tests.api_support import API, api, assert_problem  # noqa: F401
 from tests.conftest import PASSWORD, USERS
 from tests.integration.live import live_server, start_live_server  # noqa: F401
@@ -76,8 +76,8 @@ def test_a_formula_in_any_cell_is_text_in_the_spreadsheet(lists):
     rows = read_csv(sign_in(lists.app, "root").get("/nominations.csv"))
     formula = next(row for row in rows if row["City"].endswith(FORMULA))
     assert formula["City"] == "'" + FORMULA  # a spreadsheet shows the text; it does not follow the link
-    assert formula["Chief Smart City Officer"] == "'+62 Siti Officer"
-    assert formula["Region"] == "Kepulauan Riau · Tanjungpinang"
+    assert formula["Chief Smart City Officer's name"] == "'+62 Siti Officer"
+    assert formula["Province or region"] == "Kepulauan Riau · Tanjungpinang"
     assert all(not value.startswith(exports.FORMULA_STARTS) for row in rows for value in row.values())
 
 
@@ -112,6 +112,9 @@ def test_the_admin_list_exports_every_filtered_row_and_no_other(lists):
     searched = read_csv(admin.get("/nominations.csv?q=makas"))
     assert [row["City"] for row in searched] == ["Makassar"]
     assert read_csv(admin.get("/nominations.csv?cycle=ASCN-1999")) == []
+    # A filter the list refuses is refused by its download too, naming the parameter.
+    refused = admin.get("/nominations.csv?member_state=Indonesia")
+    assert refused.status_code == 400 and "member_state" in refused.get_data(as_text=True)
 
 
 def test_the_file_is_utf8_with_a_bom_and_readable_headers(lists):
@@ -120,7 +123,7 @@ def test_the_file_is_utf8_with_a_bom_and_readable_headers(lists):
     assert re.fullmatch(r'attachment; filename="nominations-\d{4}-\d{2}-\d{2}\.csv"',
                         response.headers["Content-Disposition"])
     body = response.get_data()
-    assert body.startswith(codecs.BOM_UTF8 + b"Reference,City,Region,Member state,Cycle,State,")
+    assert body.startswith(codecs.BOM_UTF8 + b"Reference,City,Province or region,Member state,Cycle,State,")
     rows = read_csv(response)
     submitted = next(row for row in rows if row["City"] == "Makassar")
     assert submitted["State"] == "Submitted"
@@ -141,7 +144,8 @@ def test_a_submitters_file_holds_its_member_state_only(lists):
 def test_operators_and_reviewers_export_what_their_lists_show(lists):
     n = t.nominations.c
     operator = read_csv(sign_in(lists.app, "ops").get("/nominations.csv"))
-    assert "drafted" not in {row["State"].lower() for row in operator}
+    assert references(operator) == in_database(lists.svc, n.submitted_at.is_not(None), n.state != "drafted")
+    assert "Draft" not in {row["State"] for row in operator}
     assert FORMULA not in " ".join(row["City"] for row in operator)
     reviewer = read_csv(sign_in(lists.app, "rev-sg").get("/nominations.csv"))
     assert references(reviewer) == in_database(lists.svc, n.submitted_at.is_not(None))
@@ -165,8 +169,8 @@ def test_the_public_register_has_no_personal_data(lists):
     rows = read_csv(response)
     assert references(rows) == in_database(lists.svc, n.state.in_(("accepted", "handed_over")))
     assert {row["City"] for row in rows} == {"Banyuwangi", "Bangkok"}
-    assert list(rows[0]) == ["Reference", "City", "Region", "Member state", "Cycle", "State", "Submitted on",
-                             "Last updated on"]
+    assert list(rows[0]) == ["Reference", "City", "Province or region", "Member state", "Cycle", "State",
+                             "Submitted on", "Last updated on"]
     body = response.get_data(as_text=True)
     for personal in (*PERSONAL.values(), "Test Officer", "csco@banyuwangi.example", *(u for u, _, _ in USERS)):
         assert personal not in body
@@ -185,22 +189,22 @@ def test_each_list_page_links_to_its_download_with_its_filters(lists):
 
 
 def test_the_file_speaks_the_readers_language(lists):
-    """Headers and states follow the page's locale (the API's: Accept-Language)."""
+    """Headers, states and member states follow the page's locale (the API's: Accept-Language)."""
     with lists.app.test_request_context(), force_locale("id"):
         indonesian = exports.headers(public=True)
-        public_states = {exports.state_words()[s] for s in ("accepted", "handed_over")}
+        public_states = {labels.state_label(s) for s in ("accepted", "handed_over")}
+        thailand = gettext("Thailand")
+    with lists.app.test_request_context():
+        assert indonesian != exports.headers(public=True)  # the catalogue translates them
     response = lists.app.test_client().get("/register.csv", headers={"Accept-Language": "id"})
     rows = list(csv.reader(io.StringIO(response.get_data().decode("utf-8-sig"))))
     assert rows[0] == indonesian
-    assert {row[5] for row in rows[1:]} == public_states
+    assert {row[5] for row in rows[1:]} == public_states and "Accepted" not in public_states
+    assert thailand in {row[3] for row in rows[1:]}
     api_rows = list(csv.reader(io.StringIO(lists.get("nominations", "root", headers={
         "Accept": "text/csv", "Accept-Language": "id"}).get_data().decode("utf-8-sig"))))
     with lists.app.test_request_context(), force_locale("id"):
         assert api_rows[0] == exports.headers(public=False)
-
-
-def test_every_state_has_words():
-    assert set(exports.state_words()) == set(STATES)
 
 
 # --- the API ---------------------------------------------------------------------------------------------
