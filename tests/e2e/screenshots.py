@@ -1,10 +1,11 @@
 """Regenerate docs/screenshots/ with the browser of the end-to-end tests (`make screenshots`).
 
 A fresh SQLite database with the demo seed, `scn-workflow serve` on a free port, and Debian's
-Chromium driven by Playwright: the review desk and a nomination page as the reviewer without a
-member state sees them, and the workflow diagram. Then the operator dashboard under load, with a
-redis-server of its own and real Celery workers: the worker of the `checks` queue has stopped
-while submissions keep coming, and a handover whose lead agency endpoint refuses waits as a
+Chromium driven by Playwright, in English (*-en.png) and in Bahasa Indonesia (*-id.png): the public
+register (also at a phone's width), the review desk, a nomination page and its accept confirmation as
+the reviewer without a member state sees them, and the workflow diagram. Then the operator
+dashboard under load, with a redis-server of its own and real Celery workers: the worker of the
+`checks` queue has stopped while submissions keep coming, and a handover whose lead agency endpoint refuses waits as a
 failure. Nothing is fetched from the network.
 """
 
@@ -26,6 +27,16 @@ from tests.processes import stop_process_group
 
 OUT = ROOT / "docs" / "screenshots"
 VIEWPORT = {"width": 1280, "height": 900}
+PHONE = {"width": 390, "height": 844}
+LANGUAGES = ("en", "id")
+
+
+def _choose(page, language: str) -> None:
+    """The language switcher (a signed-in person keeps the choice)."""
+    button = page.locator(f'button[name="lang"][value="{language}"]')
+    if button.is_enabled():
+        button.click()
+        page.wait_for_load_state()
 
 
 def main() -> int:
@@ -49,20 +60,32 @@ def main() -> int:
                 page = browser.new_page(viewport=VIEWPORT)
                 sign_in(page, server.url, "reviewer", "demo-password")
                 shots = []
+                for language in LANGUAGES:
+                    _choose(page, language)
+                    page.goto(server.url + "/")
+                    shots.append(_shot(page, f"register-{language}.png"))
+                    page.goto(server.url + "/review")
+                    shots.append(_shot(page, f"review-desk-{language}.png"))
 
-                page.goto(server.url + "/review")
-                shots.append(_shot(page, "review-desk.png"))
+                    # A reviewed nomination: the page offers accept and reject (four eyes) to this reviewer.
+                    page.get_by_role("row").filter(has_text="Khon Kaen").get_by_role("link").first.click()
+                    page.wait_for_load_state()
+                    shots.append(_shot(page, f"nomination-{language}.png"))
+                    # Accepting asks first, naming the consequence.
+                    page.locator("form[action*='/confirm/accept'] button").click()
+                    page.wait_for_load_state()
+                    shots.append(_shot(page, f"confirm-accept-{language}.png"))
 
-                # A reviewed nomination: the page offers accept and reject (four eyes) to this reviewer.
-                page.get_by_role("row").filter(has_text="Khon Kaen").get_by_role("link").first.click()
-                page.wait_for_load_state()
-                shots.append(_shot(page, "nomination.png"))
-
-                page.goto(server.url + "/workflow")
-                shots.append(_shot(page, "workflow.png"))
+                    page.goto(server.url + "/workflow")
+                    shots.append(_shot(page, f"workflow-{language}.png"))
+                    phone = browser.new_page(viewport=PHONE)
+                    phone.goto(server.url + "/")
+                    _choose(phone, language)
+                    shots.append(_shot(phone, f"register-phone-{language}.png"))
+                    phone.close()
 
                 server.stop()  # its embedded worker would do the work the dashboard is to show waiting
-                shots.append(_ops_dashboard(browser, Path(tmp), database_url, instance))
+                shots.extend(_ops_dashboard(browser, Path(tmp), database_url, instance))
                 browser.close()
         finally:
             server.stop()
@@ -128,7 +151,7 @@ def _worker(env: dict, tmp: Path, name: str, queues: str, *, beat: bool) -> _Pro
     return _Process(args, env, tmp / f"{name}.log", ready=b"ready.")
 
 
-def _ops_dashboard(browser, tmp: Path, database_url: str, instance: Path) -> Path:
+def _ops_dashboard(browser, tmp: Path, database_url: str, instance: Path) -> list[Path]:
     """/ops as the operator sees it under load: one worker (notifications, handover, webhooks) runs,
     the worker of `checks` has stopped and submissions pile up in its queue; a handover to a lead
     agency whose endpoint refuses has used up its retries and waits for the operator."""
@@ -185,8 +208,12 @@ def _ops_dashboard(browser, tmp: Path, database_url: str, instance: Path) -> Pat
         server = Server(env, tmp / "ops-server.log").start()
         page = browser.new_page(viewport=VIEWPORT)
         sign_in(page, server.url, "operator", "demo-password")
-        page.goto(server.url + "/ops")
-        return _shot(page, "ops-dashboard.png")
+        shots = []
+        for language in LANGUAGES:
+            page.goto(server.url + "/ops")
+            _choose(page, language)
+            shots.append(_shot(page, f"ops-dashboard-{language}.png"))
+        return shots
     finally:
         if server is not None:
             server.stop()
