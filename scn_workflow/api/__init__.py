@@ -62,9 +62,13 @@ def _guard_body():
     # body has none; gunicorn marks its stream as terminated). It stops quietly, so it is given one
     # byte more than we take: a body that filled it is too large.
     request.max_content_length = JSON_LIMIT + 1
-    raw = request.get_data(cache=True)
+    too_large = RequestEntityTooLarge(f"The body is larger than {JSON_LIMIT // 1024} KiB.")
+    try:
+        raw = request.get_data(cache=True)
+    except RequestEntityTooLarge:  # by its Content-Length
+        raise too_large from None
     if len(raw) > JSON_LIMIT:
-        raise RequestEntityTooLarge(f"The body is larger than {JSON_LIMIT // 1024} KiB.")
+        raise too_large
     if not raw:
         return None  # the schema names each missing field
     if not request.is_json:
