@@ -110,25 +110,32 @@ def acknowledgement(svc: Services, nomination_id: int) -> Acknowledgement | None
     return Acknowledgement(payload.get("agency", ""), payload.get("via", ""), row.occurred_at)
 
 
-def acknowledge(svc: Services, nomination_id: int, event_id: str, via: str) -> bool:
-    """Record `handover.acknowledged` on the nomination, by its lead agency, through `via`; once per
-    acceptance. Returns False (recording nothing) when it was acknowledged before."""
-    with svc.uow() as uow:
-        nomination = uow.session.get(Nomination, nomination_id)
-        accepted = uow.session.scalar(sa.select(t.events.c.nomination_id).where(
-            t.events.c.event_id == event_id, t.events.c.name == "nomination.accepted"))
-        if nomination is None or accepted != nomination_id:
-            raise LookupError(f"Nomination {nomination_id} has no acceptance {event_id}.")
-        agency = uow.session.get(MemberState, nomination.member_state)
-        name = (agency.lead_agency_name if agency else None) or "lead agency"
-        now = svc.clock()
-        # The effect's row is the once-only rule: a concurrent second acknowledgement waits for this
-        # transaction on the row's key and then finds it there.
-        if not record_effects(uow, [(event_id, EFFECT, f"{via}: {name}"[:1000])], now):
-            return False
-        nomination.note_handover_acknowledged(name, via, event_id, now)
-        uow.commit()
+def record(uow: UnitOfWork, nomination_id: int, event_id: str, via: str, now: datetime) -> bool:
+    """Record `handover.acknowledged` on the nomination, by its lead agency, through `via`, in the
+    caller's transaction; once per acceptance. False (recording nothing) when it was acknowledged before."""
+    nomination = uow.session.get(Nomination, nomination_id)
+    accepted = uow.session.scalar(sa.select(t.events.c.nomination_id).where(
+        t.events.c.event_id == event_id, t.events.c.name == "nomination.accepted"))
+    if nomination is None or accepted != nomination_id:
+        raise LookupError(f"Nomination {nomination_id} has no acceptance {event_id}.")
+    agency = uow.session.get(MemberState, nomination.member_state)
+    name = (agency.lead_agency_name if agency else None) or "lead agency"
+    # The effect's row is the once-only rule: a concurrent second acknowledgement waits for this
+    # transaction on the row's key and then finds it there.
+    if not record_effects(uow, [(event_id, EFFECT, f"{via}: {name}"[:1000])], now):
+        return False
+    nomination.note_handover_acknowledged(name, via, event_id, now)
     return True
+
+
+def acknowledge(svc: Services, nomination_id: int, event_id: str, via: str) -> bool:
+    """Record the lead agency's acknowledgement of the handover accepted by `event_id`, once; returns
+    False (recording nothing) when it was acknowledged before."""
+    with svc.uow() as uow:
+        recorded = record(uow, nomination_id, event_id, via, svc.clock())
+        if recorded:
+            uow.commit()
+    return recorded
 
 
 def unacknowledged(svc: Services, limit: int = 200) -> list[dict]:

@@ -44,6 +44,8 @@ def _record_delivery(svc, nomination_id, event_id, channel, target, status, deta
             attempts=attempts, detail=detail[:2000], created_at=svc.clock()))
         if status == "accepted":
             record_effects(uow, [(event_id, f"handover:{channel}", target)], svc.clock())
+            if channel == "webhook":  # its 2xx is the lead agency's acknowledgement of receipt, recorded with it
+                acknowledgements.record(uow, nomination_id, event_id, acknowledgements.VIA_WEBHOOK, svc.clock())
         uow.commit()
 
 
@@ -68,9 +70,6 @@ def deliver(svc: Services, event_id: str) -> Outcome:
             release(uow, event_id, "handover")
             uow.commit()
         raise
-    if nomination.state == "accepted" and agency.lead_agency_webhook_url:
-        # The lead agency's webhook answered 2xx (DeliveryFailed otherwise): its acknowledgement of receipt.
-        acknowledgements.acknowledge(svc, nomination.id, event_id, acknowledgements.VIA_WEBHOOK)
     with svc.uow() as uow:
         mark_done(uow, event_id, "handover", svc.clock())
         uow.commit()

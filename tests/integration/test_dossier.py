@@ -173,6 +173,9 @@ def test_the_webhooks_links_open_both_pdfs_and_its_2xx_is_the_acknowledgement(ap
     assert n.reference in pdf_text(dossier_pdf.data)
     plan = client.get(path_of(links["action_plan"]))
     assert plan.status_code == 200 and plan.data == ACTION_PLAN
+    # Its 2xx was the acknowledgement, recorded with the delivery, before the nomination was handed over.
+    assert [e.name for e in events_of(svc, n.id)][-3:] == ["nomination.accepted", "handover.acknowledged",
+                                                           "nomination.handed_over"]
     [ack] = acknowledgements_of(svc, n.id)
     assert ack.payload["via"] == "webhook" and ack.payload["agency"].startswith("Kementerian Dalam Negeri")
     assert ack.actor.startswith("Kementerian Dalam Negeri") and len(ack.actor) <= 80
