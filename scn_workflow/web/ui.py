@@ -368,7 +368,8 @@ def review_desk():
                                       page=query.get("page", 1) if state else 1, per_page=DESK_PER_PAGE, **filters)
     return render_template("review/desk.html", pages=pages, filters=filters, state=state,
                            sort="oldest" if oldest_first else "newest", now=svc().clock(),
-                           cycles=[c for c, _overrides in admin.cycles(svc())], member_states=admin.member_states(svc()))
+                           cycles=[c for c, _overrides in admin.cycles(svc())],
+                           member_states=admin.member_states(svc()))
 
 
 def csv_download(pieces, name: str) -> Response:

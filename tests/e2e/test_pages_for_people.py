@@ -151,7 +151,8 @@ HIDDEN_OR_OUTSIDE = """() => {
   for (const cell of document.querySelectorAll('main td, main th')) {
     if (cell.closest('thead') && cell.closest('table.cards')) continue;  // a card names each value itself
     const style = getComputedStyle(cell), box = cell.getBoundingClientRect();
-    if (style.display === 'none' || style.visibility === 'hidden') { bad.push('hidden: ' + cell.textContent); continue; }
+    if (style.display === 'none' || style.visibility === 'hidden') {
+      bad.push('hidden: ' + cell.textContent); continue; }
     if ((box.left < -1 || box.right > width + 1) && !scrolls(cell)) bad.push('outside: ' + cell.textContent);
   }
   for (const cell of document.querySelectorAll('table.cards td[data-label]')) {
@@ -199,7 +200,8 @@ def test_at_phone_width_nothing_is_hidden_and_nothing_scrolls_sideways(site, new
     screens = {
         None: ["/", "/workflow"],
         "sub-id": ["/nominations", f"/nominations/{draft.id}", "/nominations/new", f"/nominations/{draft.id}/edit"],
-        "rev-ph": ["/review", "/nominations", f"/nominations/{reviewed.id}", f"/nominations/{reviewed.id}/confirm/accept"],
+        "rev-ph": ["/review", "/nominations", f"/nominations/{reviewed.id}",
+                   f"/nominations/{reviewed.id}/confirm/accept"],
         "ops": ["/ops", "/workflow"],
     }
     problems = []
