@@ -9,8 +9,6 @@ from scn_workflow.schemas.nominations import CheckOut, EventOut, NominationOut, 
 from scn_workflow.schemas.text import BoundedList, Email, Int32, Line, Moment, QueryInt, Text, Url
 from scn_workflow.services.webhooks import EVENT_NAMES
 
-ROLES = ["submitter", "reviewer", "operator", "admin"]
-
 
 class TokenRequest(Strict):
     username = Line(required=True, min_length=1, max_length=80, metadata={"example": "submitter-id"})
@@ -70,23 +68,6 @@ class CycleCreate(Strict):
 class OverrideRequest(Strict):
     limit = Int32(required=True, minimum=1, maximum=100)
     reason = Text(required=True, min_length=3, max_length=2000)
-
-
-class UserCreate(Strict):
-    username = Line(required=True, max_length=80, validate=validate.Regexp(
-        r"^[a-z0-9][a-z0-9._-]{1,79}\Z", error="2-80 lower-case letters, digits, . _ -"))
-    password = Line(required=True, load_only=True, min_length=8, max_length=200)
-    email = Email(required=True)
-    role = Line(required=True, max_length=20, validate=validate.OneOf(ROLES))
-    member_state = Line(allow_none=True, min_length=2, max_length=2)
-
-
-class UserOut(Schema):
-    id = fields.Integer()
-    username = fields.String()
-    email = fields.String()
-    role = fields.Function(lambda u: u.role.value)
-    member_state = fields.String(allow_none=True)
 
 
 class WebhookCreate(Strict):
