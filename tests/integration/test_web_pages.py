@@ -17,6 +17,7 @@ import pytest
 import sqlalchemy as sa
 from flask.testing import EnvironBuilder
 
+from scn_workflow import labels
 from scn_workflow.app import create_app
 from scn_workflow.db import tables as t
 from scn_workflow.domain.model import SYSTEM
@@ -482,8 +483,8 @@ def test_a_submitter_sees_its_member_states_nominations_and_limit_usage(site):
     page = text(response)
     assert mine.reference in page and draft.reference in page and "Makassar" in page
     assert theirs.reference not in page and "Phuket" not in page
-    assert "2 nomination(s)." in page
-    assert "Limits of ID" in page
+    assert "2 nominations." in page
+    assert "Limits of Indonesia" in page
     assert "1 of 4 used" in page  # drafts do not count; the override does
     assert "(override: Four pilot cities agreed in June)" in page
     assert 'id="f-ms"' not in page  # no member-state filter for a submitter: there is only one
@@ -649,7 +650,7 @@ def test_only_a_draft_can_be_edited(site):
     sub = site.visitor("sub-id")
     form = sub.get(f"/nominations/{n.id}/edit", follow_redirects=True)
     assert form.request.path == f"/nominations/{n.id}"
-    assert "Only a drafted nomination can be edited; this one is submitted." in flashes(form)
+    assert "Only a draft can be edited; this nomination is submitted." in flashes(form)
     response = sub.post(f"/nominations/{n.id}/edit", nomination_form(version=str(n.version), vision="Late edit"))
     assert response.status_code == 422
     assert "Only a drafted nomination can be edited; this one is submitted. Nothing was saved." in text(response)
@@ -718,9 +719,9 @@ def test_submit_and_withdraw_from_the_nomination_page(site):
     assert state_of(withdrawn) == "withdrawn"
     assert "Nothing for you to do on this nomination now." in text(withdrawn)
     timeline = text(withdrawn).split('id="timeline-h"')[1]
-    assert timeline.index("nomination.created") < timeline.index("nomination.submitted") \
-        < timeline.index("nomination.withdrawn")
-    assert "(submitted → withdrawn)" in timeline
+    assert timeline.index("Draft created") < timeline.index("Submitted for review") \
+        < timeline.index("Withdrawn")
+    assert "(Submitted → Withdrawn)" in timeline
 
 
 def test_withdraw_accept_and_reject_without_confirmation_change_nothing(site):
@@ -755,7 +756,7 @@ def test_the_nomination_page_says_why_an_expected_action_is_not_offered(site):
     n = site.submitted()
     own = text(site.visitor("rev-id").get(f"/nominations/{n.id}"))
     assert "Not available to you now" in own
-    assert ("A reviewer of member state ID may not review, accept or reject a nomination of their own member "
+    assert ("A reviewer of member state Indonesia may not review, accept or reject a nomination of their own member "
             "state.") in own or "Indonesia" in own.split('id="unavailable-h"')[1].split("</ul>")[0]
     for city in ("Bandung", "Surabaya"):
         site.submitted(city)
@@ -777,8 +778,12 @@ def test_refusals_of_submit_are_shown_in_words(site):
     refused = sub.post(f"/nominations/{incomplete.id}/fire", {"trigger": "submit", "version": "1"},
                        follow_redirects=True)
     assert state_of(refused) == "drafted"
-    assert ["Required fields are missing: csco_name, csco_email, vision, focus_areas, projects."] == \
-        [m for m in flashes(refused) if "missing" in m]
+    # each field by its label, linking to it on the form
+    edit = f"/nominations/{incomplete.id}/edit"
+    assert [f'Required fields are missing: <a href="{edit}#csco_name">Chief Smart City Officer&#39;s name</a>, '
+            f'<a href="{edit}#csco_email">Chief Smart City Officer&#39;s email</a>, '
+            f'<a href="{edit}#vision">Vision statement</a>, <a href="{edit}#focus_areas">Focus areas</a>, '
+            f'<a href="{edit}#projects">Projects</a>.'] == [m for m in flashes(refused) if "missing" in m]
     assert 'role="alert">Required fields are missing' in text(refused)
 
     for city in ("Bandung", "Surabaya", "Jakarta"):
@@ -786,7 +791,7 @@ def test_refusals_of_submit_are_shown_in_words(site):
     full = site.draft("Medan")
     over = sub.post(f"/nominations/{full.id}/fire", {"trigger": "submit", "version": str(full.version)},
                     follow_redirects=True)
-    assert "Member state ID already has 3 active nomination(s) in cycle ASCN-2026, its limit is 3." in flashes(over)
+    assert "Member state Indonesia already has 3 active nomination(s) in cycle ASCN-2026, its limit is 3." in flashes(over)
     assert site.get(full.id).state == "drafted"
 
     site.svc.clock.advance(days=365)  # the cycle has closed
@@ -808,7 +813,7 @@ def test_a_stale_or_unknown_trigger_is_refused_in_words(site):
     assert any(m.startswith("Unknown trigger &#39;explode&#39;") for m in flashes(unknown))
     wrong_state = sub.post(f"/nominations/{n.id}/fire", {"trigger": "accept", "version": str(n.version + 1)},
                            follow_redirects=True)
-    assert any("&#39;accept&#39; cannot be fired on a nomination in state &#39;drafted&#39;" in m
+    assert any("&#39;Accept&#39; cannot be fired on a nomination in state &#39;Draft&#39;" in m
                for m in flashes(wrong_state))
     assert site.get(n.id).state == "drafted"
 
@@ -841,7 +846,7 @@ def test_an_action_plan_is_uploaded_stored_by_hash_and_served_to_those_who_may_s
     assert 'enctype="multipart/form-data"' in text(page) and "PDF file (at most 8 MiB)" in text(page)
     response = upload(sub, n, PDF)
     assert "action-plan.pdf attached." in flashes(response)
-    assert "action-plan.pdf</a> (action_plan," in text(response)
+    assert "action-plan.pdf</a> (Smart City Action Plan," in text(response)
     digest = hashlib.sha256(PDF).hexdigest()
     stored = os.path.join(site.svc.settings.instance_path, "attachments", digest)
     with open(stored, "rb") as handle:
@@ -944,7 +949,7 @@ def test_the_review_desk_lists_submitted_nominations_whose_checks_finished(site)
     assert pending.reference not in page and "Medan" not in page
     ready = page.split("Ready for review")[1].split("Reviewed:")[0]
     assert ready.index("Banyuwangi") < ready.index("Phuket")  # waiting longest first
-    assert "7 day(s)" in ready and "1 day(s)" in page
+    assert "1 week" in ready and "1 day" in page  # durations in words
 
     newest = text(site.visitor("rev-ph").get("/review?sort=newest&state=submitted"))
     assert newest.index("Phuket") < newest.index("Banyuwangi")
@@ -1020,7 +1025,7 @@ def test_review_refusals_are_shown_in_words_with_the_input_kept(site):
     form["version"] = str(n.version)
     own_state = site.visitor("rev-id").post(f"/nominations/{n.id}/review", form)
     assert own_state.status_code == 403
-    assert "A reviewer of member state ID may not review, accept or reject a nomination of their own member state." \
+    assert "A reviewer of member state Indonesia may not review, accept or reject a nomination of their own member state." \
         in text(own_state)
     assert "Review" not in buttons(site.visitor("rev-id").get(f"/nominations/{n.id}"))
 
@@ -1103,15 +1108,15 @@ def test_the_nomination_page_shows_data_checks_timeline_and_the_actions_of_each_
     assert_plain_page(page)
     body = text(page)
     assert f"Banyuwangi <small>{n.reference}</small>" in body
-    assert "· ID · cycle ASCN-2026" in body
+    assert "· Indonesia · cycle ASCN-2026" in body
     assert "Civic and Social, Quality Environment" in body
     assert "<strong>Village e-services</strong> (Civic and Social) · priority" in body
     assert "&lt;csco@banyuwangi.example&gt;" in body
     checks_section = body.split('id="checks-h"')[1].split("</section>")[0]
-    assert '<li class="check-passed"><strong>completeness</strong>: passed' in checks_section
-    assert "focus areas covered" in checks_section
+    assert '<li class="check-passed"><strong>Completeness</strong>: passed' in checks_section
+    assert "Focus areas covered by projects" in checks_section
     timeline = body.split('id="timeline-h"')[1]
-    for name in ("nomination.created", "nomination.submitted", "checks.completed", "nomination.reviewed"):
+    for name in ("Draft created", "Submitted for review", "Automated checks finished", "Reviewed"):
         assert name in timeline
     expected = {"sub-id": set(), "rev-sg": {"Return for revision"}, "rev-ph": {"Return for revision", "Accept",
                                                                                "Reject"},
@@ -1134,14 +1139,14 @@ def test_the_workflow_page_draws_the_machine_with_counts(site):
     assert_plain_page(anonymous)
     body = text(anonymous)
     svg = body.split("<svg")[1].split("</svg>")[0]
-    for state in workflow.STATES:
-        assert f">{state}</text>" in svg
+    for state in workflow.STATES:  # in words, not codes
+        assert f">{labels.STATES[state]}</text>" in svg
     for trigger in workflow.describe()["triggers"]:
-        assert svg.count(f">{trigger['trigger']}</text>") == len(trigger["from"])
-        assert f'<td class="state">{trigger["trigger"]}</td>' in body
-    assert "nomination(s)" not in svg  # counts are for those signed in
+        assert svg.count(f">{labels.TRIGGERS[trigger['trigger']]}</text>") == len(trigger["from"])
+        assert f'<td class="state">{labels.TRIGGERS[trigger["trigger"]]}</td>' in body
+    assert "nomination</text>" not in svg and "nominations</text>" not in svg  # counts: for those signed in
     counted = text(site.visitor("rev-sg").get("/workflow"))
-    assert "1 nomination(s)" in counted and "0 nomination(s)" in counted
+    assert "1 nomination<" in counted and "0 nominations" in counted
     assert "http://" not in svg.replace('xmlns="http://www.w3.org/2000/svg"', "")
 
 
@@ -1150,7 +1155,7 @@ def test_the_diagram_puts_no_two_labels_on_the_same_spot():
     from scn_workflow.web.diagram import BOX_H, BOX_W, workflow_svg
     svg = workflow_svg(workflow.describe(), {"drafted": 1})
     labels = [(float(x), float(y), len(label)) for x, y, label in
-              re.findall(r'<text x="([\d.]+)" y="([\d.]+)" text-anchor="\w+" font-size="11"[^>]*>(\w+)</text>', svg)]
+              re.findall(r'<text x="([\d.]+)" y="([\d.]+)" text-anchor="\w+" font-size="11"[^>]*>([\w ]+)</text>', svg)]
     assert len(labels) == sum(len(t["from"]) for t in workflow.describe()["triggers"])
     boxes = [(float(x), float(y)) for x, y in re.findall(r'<rect x="([\d.]+)" y="([\d.]+)"', svg)]
     for i, (x, y, n) in enumerate(labels):
@@ -1186,7 +1191,7 @@ def test_admin_manages_users(site):
     created = admin.post("/admin/users", {"username": "rev-vn", "password": "a-long-passphrase",
                                           "email": "r@vn.example", "role": "reviewer", "member_state": "VN"},
                          follow_redirects=True)
-    assert "User rev-vn (reviewer) created." in flashes(created)
+    assert "User rev-vn (Reviewer) created." in flashes(created)
     assert site.visitor().sign_in("rev-vn", "a-long-passphrase").get("/home").headers["Location"] == "/review"
 
 
@@ -1215,7 +1220,7 @@ def test_admin_manages_cycles_and_overrides_with_a_reason(site):
 
     no_reason = admin.post("/admin/cycles/ASCN-2026/overrides", {"member_state": "MY", "limit": "4", "reason": ""},
                            follow_redirects=True)
-    assert any(m.startswith("Override not saved: reason:") for m in flashes(no_reason))
+    assert any(m.startswith("Override not saved: Reason:") for m in flashes(no_reason))
     unknown = admin.post("/admin/cycles/ASCN-1999/overrides", {"member_state": "MY", "limit": "4",
                                                                "reason": "Four pilots"}, follow_redirects=True)
     assert "No cycle &#39;ASCN-1999&#39;." in flashes(unknown)
@@ -1223,8 +1228,8 @@ def test_admin_manages_cycles_and_overrides_with_a_reason(site):
     saved = admin.post("/admin/cycles/ASCN-2026/overrides", {"member_state": "MY", "limit": "4",
                                                              "reason": "Malaysia had 4 pilot cities"},
                        follow_redirects=True)
-    assert "Limit of MY in ASCN-2026 set to 4." in flashes(saved)
-    assert "MY: limit 4 — Malaysia had 4 pilot cities (set by root, 2026-06-01)" in text(saved)
+    assert "Limit of Malaysia in ASCN-2026 set to 4." in flashes(saved)
+    assert "Malaysia: limit 4 — Malaysia had 4 pilot cities (set by root, June 1, 2026)" in text(saved)
 
 
 def test_admin_sets_lead_agencies(site):
@@ -1232,7 +1237,7 @@ def test_admin_sets_lead_agencies(site):
     page = admin.get("/admin/member-states")
     assert page.status_code == 200
     assert_plain_page(page)
-    assert "Indonesia (ID)" in text(page) and 'value="lead@id.example"' in text(page)
+    assert "<h2>Indonesia</h2>" in text(page) and 'value="lead@id.example"' in text(page)
     bad = admin.post("/admin/member-states", {"code": "VN", "lead_agency_name": "Ministry of Construction",
                                               "lead_agency_email": "not-an-email",
                                               "lead_agency_webhook_url": "ftp://x", "lead_agency_webhook_secret": "short"})
@@ -1241,7 +1246,7 @@ def test_admin_sets_lead_agencies(site):
     saved = admin.post("/admin/member-states", {"code": "TH", "lead_agency_name": "Digital Economy Promotion Agency",
                                                 "lead_agency_email": "lead@th.example", "lead_agency_webhook_url": "",
                                                 "lead_agency_webhook_secret": ""}, follow_redirects=True)
-    assert "Lead agency of TH saved." in flashes(saved)
+    assert "Lead agency of Thailand saved." in flashes(saved)
     with site.svc.engine.connect() as c:
         row = c.execute(sa.select(t.member_states).where(t.member_states.c.code == "TH")).one()
     assert (row.lead_agency_name, row.lead_agency_email) == ("Digital Economy Promotion Agency", "lead@th.example")
