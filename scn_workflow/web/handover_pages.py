@@ -13,6 +13,14 @@ from scn_workflow.services.acknowledgements import LinkExpired, LinkRefused
 bp = Blueprint("handover_pages", __name__, url_prefix="/handover")
 
 
+@bp.after_request
+def keep_the_link_private(response):
+    """The token in the address is the key: no Referer carries it elsewhere, no search engine keeps it."""
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["X-Robots-Tag"] = "noindex"
+    return response
+
+
 def _open(token: str):
     """The handover and its summary, or the page that says why the link does not work (403, 410, 404)."""
     try:

@@ -170,6 +170,7 @@ def test_the_webhooks_links_open_both_pdfs_and_its_2xx_is_the_acknowledgement(ap
     client = app.test_client()  # no account: the link is the key
     dossier_pdf = client.get(path_of(links["dossier"]))
     assert dossier_pdf.status_code == 200 and dossier_pdf.mimetype == "application/pdf"
+    assert dossier_pdf.headers["Referrer-Policy"] == "no-referrer"
     assert n.reference in pdf_text(dossier_pdf.data)
     plan = client.get(path_of(links["action_plan"]))
     assert plan.status_code == 200 and plan.data == ACTION_PLAN
