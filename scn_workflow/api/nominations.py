@@ -204,7 +204,11 @@ def add_attachment(nomination_id):
     version = required_version() if request.headers.get("If-Match") else None
     attachments.may_attach(svc(), actor, nomination_id, version)
     request.max_content_length = attachments.UPLOAD_LIMIT  # Werkzeug stops reading past it: 413
-    upload = request.files.get("file")  # the body is read (and parsed) here, not before
+    try:
+        upload = request.files.get("file")  # the body is read (and parsed) here, not before
+    except RequestEntityTooLarge:
+        raise RequestEntityTooLarge(f"An attachment may be at most {attachments.MAX_BYTES // (1024 * 1024)} MiB; "
+                                    "nothing was stored.") from None
     problems = AttachmentForm().validate(request.form.to_dict())
     if upload is None:
         problems["file"] = ["Missing file."]
