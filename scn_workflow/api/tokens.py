@@ -17,12 +17,14 @@ blp = Blueprint("tokens", __name__, url_prefix="/api/v1/tokens", description="Be
 @blp.post("")
 @blp.arguments(TokenRequest(), example={"username": "submitter-id", "password": "demo-password"})
 @blp.response(201, TokenOut)
-@errors(blp, 401, 413, 415, 422, 429)
+@errors(blp, 401, 403, 413, 415, 422, 429)
 def create_token(body):
     """Exchange a username and password for a bearer token (12 hours).
 
     A wrong password and an unknown user get the same answer. Failed attempts are limited per
-    address, per address and username, and per username (429 with `Retry-After` in seconds)."""
+    address, per address and username, and per username (429 with `Retry-After` in seconds). A
+    temporary password (set by an admin) gets 403 `password-change-required`: sign in on the web
+    and choose a new one first."""
     limits, address = sign_in_limits(), client_address()
     try:
         limits.check(address, body["username"])

@@ -71,11 +71,15 @@ def _demo_users(svc: Services) -> int:
     wanted += [(f"submitter-{m['code'].lower()}", Role.SUBMITTER, m["code"]) for m in ascn()["member_states"]]
     with svc.uow(read_only=True) as uow:
         existing = set(uow.session.scalars(sa.select(User.username)))
+    state_names = {m["code"]: m["name"] for m in ascn()["member_states"]}
     count = 0
     for username, role, ms in wanted:
         if username not in existing:
+            # Demo accounts, named for what they are (no real person's name); all read English, and
+            # each person switches on their account page.
+            name = f"Demo {role.value} ({state_names[ms]})" if ms else f"Demo {role.value}"
             users.create_user(svc, username=username, password=DEMO_PASSWORD, email=f"{username}@scn-demo.example",
-                              role=role.value, member_state=ms)
+                              role=role.value, member_state=ms, name=name, language="en")
             count += 1
     return count
 

@@ -26,10 +26,12 @@ def _digest(token: str) -> str:
 
 
 def issue(svc: Services, username: str, password: str) -> tuple[str, object] | None:
-    """A new token and its expiry for a correct username and password; None otherwise."""
+    """A new token and its expiry for a correct username and password; None otherwise. A temporary
+    password gets no token (PasswordChangeRequired): it is replaced on the web first."""
     actor = users.authenticate(svc, username, password)
     if actor is None:
         return None
+    users.refuse_temporary_password(svc, username)
     token = secrets.token_urlsafe(32)
     now = svc.clock()
     with svc.uow() as uow:

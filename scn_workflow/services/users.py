@@ -9,6 +9,7 @@ next request of that user, in any process, is refused.
 from __future__ import annotations
 
 import re
+import secrets
 from functools import cache
 from importlib import resources
 
@@ -16,7 +17,7 @@ import sqlalchemy as sa
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from scn_workflow.db import tables as t
-from scn_workflow.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
+from scn_workflow.domain.errors import N_, Conflict, Forbidden, InvalidInput, NotFound
 from scn_workflow.domain.model import Actor, MemberState, Role, User
 from scn_workflow.services import Services
 
@@ -24,6 +25,14 @@ PASSWORD_MIN_LENGTH = 12
 LANGUAGES = ("en", "id")
 ROLES = ("submitter", "reviewer", "operator", "admin")
 CHANGEABLE = ("role", "member_state", "name", "email", "language", "active", "password")
+# A temporary password: 16 letters and digits that cannot be misread for one another (no 0/o, 1/l/i).
+TEMPORARY_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
+
+
+class PasswordChangeRequired(Forbidden):
+    """The person signed in with a temporary password and has not chosen their own yet."""
+
+    title = N_("Password change required")
 
 
 @cache
@@ -72,8 +81,10 @@ def _check_member_state(uow, member_state: str | None) -> None:
 
 
 def create_user(svc: Services, *, username: str, password: str, email: str, role: str,
-                member_state: str | None = None, name: str | None = None, language: str = "en") -> User:
-    """Create a user; a submitter must belong to a member state; the password must not be weak."""
+                member_state: str | None = None, name: str | None = None, language: str = "en",
+                must_change_password: bool = False) -> User:
+    """Create a user; a submitter must belong to a member state; the password must not be weak.
+    With `must_change_password` the password is a temporary one, to be replaced at the first sign-in."""
     role = getattr(role, "value", role)
     errors = _account_problems(role, member_state, name, language)
     weak = password_problems(password)
@@ -86,7 +97,8 @@ def create_user(svc: Services, *, username: str, password: str, email: str, role
         if uow.session.scalar(sa.select(User).where(User.username == username)) is not None:
             raise Conflict(f"A user named {username!r} already exists.")
         user = User(username=username, email=email, role=role, member_state=member_state, name=name,
-                    language=language, password_hash=generate_password_hash(password))
+                    language=language, password_hash=generate_password_hash(password),
+                    must_change_password=must_change_password)
         uow.session.add(user)
         uow.commit()
         return user
@@ -144,6 +156,8 @@ def change_own_password(svc: Services, username: str, current: str, new: str) ->
     if authenticate(svc, username, current) is None:
         raise InvalidInput("The password was not changed.", {"current_password": ["The current password is wrong."]})
     weak = password_problems(new)
+    if not weak and new == current:  # a temporary password must not stay, under any name
+        weak = [N_("Choose a password other than the current one.")]
     if weak:
         raise InvalidInput("The password was not changed.", {"password": weak})
     with svc.uow() as uow:
@@ -200,4 +214,54 @@ def set_language(svc: Services, username: str, language: str) -> None:
     """A person's own choice of language (the switcher on every page)."""
     with svc.uow() as uow:
         uow.session.execute(sa.update(User).where(User.username == username).values(language=language))
+        uow.commit()
+
+
+def temporary_password() -> str:
+    """A random password an admin hands over once; the person must replace it at the first sign-in."""
+    return "-".join("".join(secrets.choice(TEMPORARY_ALPHABET) for _ in range(4)) for _ in range(4))
+
+
+def must_change_password(svc: Services, username: str) -> bool:
+    """Whether the person still holds a temporary password (set by an admin) they must replace."""
+    with svc.uow(read_only=True) as uow:
+        return bool(uow.session.scalar(sa.select(t.users.c.must_change_password)
+                                       .where(t.users.c.username == username)))
+
+
+def refuse_temporary_password(svc: Services, username: str) -> None:
+    """API tokens are for people who chose their own password: a temporary one is changed on the web first."""
+    if must_change_password(svc, username):
+        raise PasswordChangeRequired(N_("The password of this account is a temporary one: sign in on the web "
+                                        "and choose a new password first (/account/password)."))
+
+
+PROFILE_COLUMNS = (*USER_COLUMNS, "mail_digest", "must_change_password")
+
+
+def get_user(svc: Services, username: str):
+    """One user as admins and the person see them (never the password hash); NotFound when there is none."""
+    u = t.users.c
+    with svc.uow(read_only=True) as uow:
+        row = uow.session.execute(sa.select(*(u[c] for c in PROFILE_COLUMNS))
+                                  .where(u.username == username)).one_or_none()
+    if row is None:
+        raise NotFound(f"No user named {username!r}.")
+    return row
+
+
+def update_profile(svc: Services, username: str, *, name: str | None, language: str, mail_digest: bool) -> None:
+    """A person's own name, language and mail choice (a mail per event, or one daily digest)."""
+    errors = {}
+    if language not in LANGUAGES:
+        errors["language"] = ["Must be en (English) or id (Bahasa Indonesia)."]
+    if name is not None and len(name) > 120:
+        errors["name"] = ["At most 120 characters."]
+    if errors:
+        raise InvalidInput("The profile is not valid.", errors)
+    with svc.uow() as uow:
+        done = uow.session.execute(sa.update(t.users).where(t.users.c.username == username, t.users.c.active.is_(True))
+                                   .values(name=name, language=language, mail_digest=bool(mail_digest))).rowcount
+        if not done:
+            raise NotFound(f"No active user named {username!r}.")
         uow.commit()

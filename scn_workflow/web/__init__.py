@@ -5,8 +5,8 @@ import logging
 from flask import request
 
 from scn_workflow import logs
-from scn_workflow.web import (admin_pages, errors, handover_pages, health, i18n, metrics, ops_pages, pages, session,
-                              ui)
+from scn_workflow.web import (account, admin_pages, errors, handover_pages, health, i18n, metrics, ops_pages, pages,
+                              session, ui)
 
 request_log = logging.getLogger("scn_workflow.http")
 
@@ -16,7 +16,8 @@ def install_pages(app, *, production: bool) -> None:
     request logs with a correlation id, /metrics."""
     app.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",
                       SESSION_COOKIE_SECURE=production, PERMANENT_SESSION_LIFETIME=8 * 3600)
-    for blueprint in (health.bp, pages.bp, session.bp, ui.bp, admin_pages.bp, ops_pages.bp, handover_pages.bp):
+    for blueprint in (health.bp, pages.bp, session.bp, ui.bp, admin_pages.bp, ops_pages.bp, handover_pages.bp,
+                      account.bp):
         app.register_blueprint(blueprint)
     metrics.install(app)
     i18n.install(app)

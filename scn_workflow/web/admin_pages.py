@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from marshmallow import ValidationError
 
 from scn_workflow.current import svc
-from scn_workflow.domain.errors import DomainError, InvalidInput
+from scn_workflow.domain.errors import DomainError, Forbidden, InvalidInput
 from scn_workflow.domain.model import Role
 from scn_workflow.schemas.api import CycleCreate, MemberStatePatch, OverrideRequest
-from scn_workflow.schemas.users import UserCreate
+from scn_workflow.schemas.users import UserCreate, UserPatch
 from scn_workflow.schemas.text import form_number
 from scn_workflow.services import admin, users
 from scn_workflow.web.errors import error_page
@@ -38,11 +38,13 @@ def user_list():
     if request.method == "POST":
         raw = {k: request.form.get(k, "").strip() for k in ("username", "password", "email", "role", "member_state",
                                                             "name", "language")}
-        data, errors = _load(UserCreate(), {**raw, "member_state": raw["member_state"] or None,
+        raw["must_change_password"] = request.form.get("must_change_password") == "on"
+        data, errors = _load(UserCreate(), {**{k: v for k, v in raw.items() if k != "must_change_password"},
+                                            "member_state": raw["member_state"] or None,
                                             "name": raw["name"] or None, "language": raw["language"] or "en"})
         if data is not None:
             try:
-                user = users.create_user(svc(), **data)
+                user = users.create_user(svc(), **data, must_change_password=raw["must_change_password"])
                 flash(_("User %(username)s (%(role)s) created.", username=user.username, role=role_label(user.role)))
                 return redirect(url_for("admin_pages.user_list"))
             except InvalidInput as err:
@@ -50,9 +52,61 @@ def user_list():
             except DomainError as err:
                 errors = {"username": [err.detail]}
         status = 422
-    return render_template("admin/users.html", users=users.list_users(svc()), raw=raw, errors=errors,
-                           member_states=admin.member_states(svc()), roles=["submitter", "reviewer", "operator",
-                                                                            "admin"]), status
+    return render_template("admin/users.html", users=users.list_users(svc()), raw=raw or {"must_change_password": True},
+                           errors=errors, member_states=admin.member_states(svc()), roles=users.ROLES), status
+
+
+EDITABLE = ("role", "member_state", "name", "email", "language")
+
+
+def _edit_page(username: str, raw: dict | None = None, errors: dict | None = None, status: int = 200):
+    user = users.get_user(svc(), username)  # NotFound: the blueprint's error page (404)
+    raw = raw if raw is not None else {k: getattr(user, k) or "" for k in EDITABLE}
+    return render_template("admin/user_edit.html", user=user, raw=raw, errors=errors or {},
+                           member_states=admin.member_states(svc()), roles=users.ROLES), status
+
+
+@bp.route("/users/<username>", methods=["GET", "POST"])
+@login_required(Role.ADMIN)
+def user_edit(username):
+    """Change a user's role, member state, name, email and language, by the API's rules (services.users)."""
+    if request.method == "GET":
+        return _edit_page(username)
+    raw = {k: request.form.get(k, "").strip() for k in EDITABLE}
+    data, errors = _load(UserPatch(only=EDITABLE), {**raw, "member_state": raw["member_state"] or None,
+                                                    "name": raw["name"] or None})
+    if data is not None:
+        try:
+            users.update_user(svc(), current_user(), username, data)
+            flash(_("User %(username)s saved.", username=username))
+            return redirect(url_for("admin_pages.user_edit", username=username))
+        except InvalidInput as err:
+            errors = err.fields
+        except Forbidden as err:  # an admin's own role: said next to it
+            errors = {"role": [err.detail]}
+    return _edit_page(username, raw, errors, 422)
+
+
+@bp.post("/users/<username>/password")
+@login_required(Role.ADMIN)
+def reset_password(username):
+    """Give a user a temporary password (typed by the admin, or made here and shown once): their sessions
+    and tokens end, and they must choose their own at the next sign-in."""
+    typed = request.form.get("password", "")
+    temporary = typed or users.temporary_password()
+    try:
+        users.update_user(svc(), current_user(), username, {"password": temporary})
+    except InvalidInput as err:
+        return _edit_page(username, None, {"password": err.fields.get("password", [err.detail])}, 422)
+    except Forbidden as err:
+        abort(403, refusal(err))
+    if typed:
+        flash(_("User %(username)s has a temporary password now; they must change it at the next sign-in.",
+                username=username))
+        return redirect(url_for("admin_pages.user_edit", username=username))
+    # Shown this once, never stored in clear nor in a URL; the page is not to be cached.
+    page = render_template("admin/password_reset.html", username=username, temporary=temporary)
+    return page, 200, {"Cache-Control": "no-store"}
 
 
 @bp.post("/users/<username>/active")

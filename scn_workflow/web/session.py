@@ -100,8 +100,31 @@ def login():
             session["sid"] = web_sessions.start(svc(), actor.username)
             csrf_token()
             flash(_("Signed in as %(username)s.", username=actor.username))
+            if users.must_change_password(svc(), actor.username):
+                # Read once here: a reset (the only way to a temporary password) ends every session,
+                # so no session started before it lives on without this mark.
+                session["must_change_password"] = True
+                return redirect(url_for("account.password"))
             return redirect(_safe_next(request.args.get("next")))
     return render_template("login.html", error=error, username=username), 200 if error is None else 401
+
+
+# What a person holding a temporary password may still reach: the change itself, signing out, the
+# language switcher, and what is no page (health, metrics, static files, the API with its own tokens).
+UNTIL_CHANGED = {"account.password", "session.logout", "i18n.choose_language", "static", "health.healthz",
+                 "health.readyz", "metrics.metrics"}
+
+
+@bp.before_app_request
+def require_new_password():
+    """A temporary password is replaced before anything else: every other page leads to the change."""
+    if not session.get("must_change_password") or request.path.startswith("/api/") \
+            or request.endpoint in UNTIL_CHANGED:
+        return None
+    if current_user() is None:  # the session ended meanwhile: an ordinary visitor again
+        session.pop("must_change_password", None)
+        return None
+    return redirect(url_for("account.password"))
 
 
 @bp.post("/logout")
