@@ -202,6 +202,33 @@ def test_a_refused_upload_through_the_page_stores_no_file(live_server):
     assert len(read(live_server, "submitter-id", n["id"]).json()["attachments"]) == 1
 
 
+@pytest.mark.parametrize("chunked", [False, True])
+def test_an_upload_over_the_limit_is_refused_unstored_with_or_without_a_length(live_server, chunked):
+    n = create(live_server, "submitter-id")
+    boundary = "scn-" + uuid.uuid4().hex
+    head = (f'--{boundary}\r\nContent-Disposition: form-data; name="kind"\r\n\r\naction_plan\r\n'
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.pdf"\r\n'
+            f"Content-Type: application/pdf\r\n\r\n").encode()
+    content = PDF[:-6] + b" " * (attachments.MAX_BYTES + 128 * 1024) + b"%%EOF\n"
+    tail = f"\r\n--{boundary}--\r\n".encode()
+
+    def pieces():
+        yield head
+        for start in range(0, len(content), 256 * 1024):
+            yield content[start:start + 256 * 1024]
+        yield tail
+
+    before = stored(live_server)
+    response = api_of(live_server, "submitter-id").post(
+        f"{live_server.url}/api/v1/nominations/{n['id']}/attachments", timeout=TIMEOUT,
+        data=pieces() if chunked else head + content + tail,
+        headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    assert ("Transfer-Encoding" in response.request.headers) is chunked
+    assert response.status_code == 413, response.text[:300]
+    assert "8 MiB" in response.json()["detail"]
+    assert stored(live_server) == before
+
+
 # --- what a PDF is, and the names it is kept under -------------------------------------------------------
 
 def test_a_file_with_the_pdf_header_further_in_is_refused(live_server):
