@@ -41,8 +41,9 @@ unit: $(BIN)/.installed translations
 integration: $(BIN)/.installed translations
 	$(BIN)/pytest tests/integration
 
-screenshots: $(BIN)/.installed translations  ## docs/screenshots/ with the end-to-end browser (Debian's chromium)
+screenshots: $(BIN)/.installed translations  ## docs/screenshots/: the pages (Debian's chromium) and a page of the dossier
 	$(BIN)/python -m tests.e2e.screenshots
+	$(BIN)/python docs/screenshots/dossier.py
 
 bench: $(BIN)/.installed  ## bench/transitions.py, bench/lifecycle.py, bench/pages.py (about 4 minutes; figures in bench/results/)
 	$(BIN)/python bench/transitions.py
