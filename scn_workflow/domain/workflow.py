@@ -134,6 +134,45 @@ EVENTS = {spec.name: spec for spec in (
 )}
 TRIGGER_OF_EVENT = {spec.event.name: trigger for trigger, spec in SPECS.items()}
 
+NEXT_FOR = {
+    # What comes next for each audience a mail about the event goes to (EventSpec.notify), in the
+    # reader's terms: TriggerSpec.next_step speaks to the one who fired the trigger, this to the others.
+    # Placeholders: {city}, {member_state}. Plain English marked with N_: the mail translates them.
+    "nomination.submitted": {
+        Audience.SUBMITTERS: N_("Automated checks run now; then reviewers of other member states assess it. "
+                                "You will be told of their decision.")},
+    "checks.completed": {
+        Audience.REVIEWERS: N_("Open it to review it. If a blocking check failed, return it for revision with a "
+                               "comment saying what to change.")},
+    "nomination.returned": {
+        Audience.SUBMITTERS: N_("Read the comment, revise the draft and submit it again.")},
+    "nomination.reviewed": {
+        Audience.SUBMITTERS: N_("A second reviewer now accepts or rejects it. You will be told of the decision.")},
+    "nomination.accepted": {
+        Audience.SUBMITTERS: N_("Its handover package is being sent to the lead agency of {member_state}. You will "
+                                "be told when it is handed over.")},
+    "nomination.rejected": {
+        Audience.SUBMITTERS: N_("Nothing more is needed from you for this cycle; the reason is given above.")},
+    "nomination.withdrawn": {
+        Audience.SUBMITTERS: N_("Nothing more is needed from you; it no longer counts towards the limit of "
+                                "{member_state}."),
+        Audience.REVIEWERS_IF_SUBMITTED: N_("Nothing more is needed from you: it has left the review desk.")},
+    "nomination.handed_over": {
+        Audience.SUBMITTERS: N_("Nothing more is needed from you: {city} is now with the lead agency of "
+                                "{member_state}."),
+        Audience.LEAD_AGENCY: N_("The handover package came in a separate mail; please acknowledge its receipt "
+                                 "with the link in that mail.")},
+    "handover.failed": {
+        Audience.OPERATORS: N_("Open the failures on the operator dashboard: retry the delivery once the lead "
+                               "agency's address is right, or discard it.")},
+}
+
+WAITING_NEXT = {
+    # A reminder to reviewers of a nomination waiting too long, by the state it waits in.
+    "submitted": N_("Open it to review it."),
+    "reviewed": N_("Open it to accept or reject it; the reviewer who reviewed it may not."),
+}
+
 
 def queues_for(event_name: str, subscribed: bool) -> list[str]:
     """The queues that react to an event (webhooks only when a subscription wants it)."""

@@ -13,7 +13,8 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from scn_workflow.db import tables as t
-from scn_workflow.services import Services, mailer, ops
+from scn_workflow.domain.workflow import Audience
+from scn_workflow.services import Services, mailer, notifications, ops
 from scn_workflow.services.webhooks import DeliveryFailed, destinations_of, post
 
 log = logging.getLogger(__name__)
@@ -81,7 +82,8 @@ def watch(svc: Services, celery=None) -> dict:
 
 
 def remind(svc: Services) -> int:
-    """Mail the reviewers concerned about each nomination waiting too long, once per waiting period."""
+    """Mail the reviewers concerned about each nomination waiting too long, once per waiting period (a
+    reviewer who chose the daily digest reads of it there instead)."""
     sent = 0
     for item in ops.waiting(svc):
         period = int(item["waiting_h"] // svc.settings.stuck_after_h)
@@ -98,20 +100,13 @@ def remind(svc: Services) -> int:
             except IntegrityError:
                 continue  # already reminded in this period
             u = t.users.c
-            reviewers = list(uow.session.scalars(sa.select(u.email).where(
+            reviewers = uow.session.execute(sa.select(t.users).where(
                 u.role == "reviewer", u.active.is_(True),
-                sa.or_(u.member_state.is_(None), u.member_state != item["member_state"]))))
-        for address in reviewers:
-            message = EmailMessage()
-            message["Subject"] = (f"[{item['reference']}] {item['city_name']} has waited {item['waiting_h']:.0f} h "
-                                  f"in {item['state']}")
-            message["From"] = svc.settings.mail_from
-            message["To"] = address
-            message["Date"] = formatdate(localtime=False)
-            message["X-SCN-Reminder"] = f"{item['id']}/{item['state']}/{period}"
-            message.set_content(f"Nomination {item['reference']} ({item['city_name']}, {item['member_state']}) has "
-                                f"been {item['state']} for {item['waiting_h']:.0f} hours. Please take it up at the "
-                                "review desk.")
-            mailer.send(svc.settings, message)
+                sa.or_(u.member_state.is_(None), u.member_state != item["member_state"])).order_by(u.email)).all()
+        for reviewer in reviewers:
+            if reviewer.mail_digest:
+                continue  # their daily digest lists the nominations waiting too long (services/digest.py)
+            mailer.send(svc.settings, notifications.compose_reminder(
+                svc.settings, item, period, notifications.recipient(reviewer, Audience.REVIEWERS)))
             sent += 1
     return sent

@@ -10,6 +10,8 @@ from email.utils import formatdate
 
 import functools
 from pathlib import Path
+from types import SimpleNamespace
+from typing import NamedTuple
 
 import jinja2
 import sqlalchemy as sa
@@ -17,7 +19,9 @@ from babel.support import Translations
 
 from scn_workflow import labels
 from scn_workflow.db import tables as t
-from scn_workflow.domain.workflow import EVENTS, Audience
+from scn_workflow.domain.errors import N_
+from scn_workflow.domain.model import SYSTEM
+from scn_workflow.domain.workflow import EVENTS, NEXT_FOR, WAITING_NEXT, Audience
 from scn_workflow.services import Services, mailer
 from scn_workflow.services.effects import Outcome, begin, record_effects, release
 from scn_workflow.services.outbox import mark_done
@@ -27,70 +31,177 @@ TRANSLATIONS = Path(__file__).resolve().parent.parent / "translations"
 
 
 @functools.cache
-def _templates(language: str) -> tuple[jinja2.Environment, Translations]:
+def templates(language: str) -> tuple[jinja2.Environment, Translations]:
     """The mail templates in one language (English, or a catalogue of scn_workflow/translations)."""
     translations = Translations.load(str(TRANSLATIONS), [language])
     env = jinja2.Environment(loader=jinja2.PackageLoader("scn_workflow", "templates/mail"),
                              autoescape=jinja2.select_autoescape(["html"]), undefined=jinja2.StrictUndefined,
+                             trim_blocks=True, lstrip_blocks=True,
                              extensions=["jinja2.ext.i18n"])
     env.install_gettext_translations(translations, newstyle=True)
     return env, translations
 
 
-def choose_recipients(event, member_state: str, users, agency=None) -> list[tuple[str, str]]:
-    """(name, address) of everyone to tell about `event`, each address once: from the active users
-    (rows with username, email, role, member_state) and the member state's lead agency (a row with
-    lead_agency_name, lead_agency_email)."""
-    audiences = EVENTS[event.name].notify
+class Recipient(NamedTuple):
+    """One person (or the lead agency) a mail goes to, and what the mail needs to know of them."""
+    name: str  # the name the mail greets: the user's display name, else the username
+    address: str
+    audience: Audience  # why they hear of it, which says what comes next for them
+    language: str = "en"
+    digest: bool = False  # one mail a day (services/digest.py) instead of a mail per event
+    user_id: int | None = None
+
+
+def display_name(user) -> str:
+    """The name a mail greets a user by: their display name, else their username."""
+    return getattr(user, "name", None) or user.username
+
+
+def recipient(user, audience: Audience) -> Recipient:
+    """A user (a row of users, or a User) as the recipient of a mail for `audience`."""
+    return Recipient(display_name(user), user.email, audience, getattr(user, "language", None) or "en",
+                     bool(getattr(user, "mail_digest", False)), getattr(user, "id", None))
+
+
+def choose_recipients(event, member_state: str, users, agency=None) -> list[Recipient]:
+    """Everyone to tell about `event`, each address once: from the active users (rows with username,
+    email, role, member_state, and name, language, mail_digest when known) and the member state's lead
+    agency (a row with lead_agency_name, lead_agency_email, lead_agency_language)."""
     out = []
-    for audience in audiences:
+    for audience in EVENTS[event.name].notify:
         if audience is Audience.SUBMITTERS:
-            out += [u for u in users if u.role == "submitter" and u.member_state == member_state]
+            chosen = [u for u in users if u.role == "submitter" and u.member_state == member_state]
         elif audience is Audience.REVIEWERS or (audience is Audience.REVIEWERS_IF_SUBMITTED
                                                 and event.from_state != "drafted"):
-            out += [u for u in users if u.role == "reviewer" and u.member_state != member_state]
+            chosen = [u for u in users if u.role == "reviewer" and u.member_state != member_state]
         elif audience is Audience.OPERATORS:
-            out += [u for u in users if u.role in ("operator", "admin")]
-    people = [(u.username, u.email) for u in out]
-    if Audience.LEAD_AGENCY in audiences and agency is not None and agency.lead_agency_email:
-        people.append((agency.lead_agency_name or "Lead agency", agency.lead_agency_email))
+            chosen = [u for u in users if u.role in ("operator", "admin")]
+        else:
+            chosen = []
+        out += [recipient(u, audience) for u in chosen]
+        if audience is Audience.LEAD_AGENCY and agency is not None and agency.lead_agency_email:
+            out.append(Recipient(agency.lead_agency_name or "Lead agency", agency.lead_agency_email, audience,
+                                 getattr(agency, "lead_agency_language", None) or "en"))
     seen, unique = set(), []
-    for who, address in people:
-        if address and address.lower() not in seen:
-            seen.add(address.lower())
-            unique.append((who, address))
+    for person in out:
+        if person.address and person.address.lower() not in seen:
+            seen.add(person.address.lower())
+            unique.append(person)
     return unique
 
 
-def compose(settings, event, nomination, to_name: str, to_address: str, language: str = "en") -> MIMEMultipart:
-    """The mail about `event` for one recipient, plain text and HTML. Its Message-ID follows from the
-    event and the recipient, so a mail sent again is recognisably the same message. (The email
-    package's compat32 classes, which skip EmailMessage's header parsing.)"""
-    env, translations = _templates(language)
-    member_state = translations.gettext(labels.MEMBER_STATES.get(nomination.member_state, nomination.member_state))
-    sentence = translations.gettext(labels.EVENT_SENTENCES[event.name]).format(
-        reference=nomination.reference, city=nomination.city_name, member_state=member_state)
-    state = event.to_state or nomination.state
-    context = {"nomination": nomination, "event": event, "name": to_name, "sentence": sentence, "language": language,
-               "state": translations.gettext(labels.STATES.get(state, state)), "what": EVENTS[event.name].what}
+def nomination_link(settings, nomination_id: int, audience: Audience | None = None) -> str:
+    """Where the recipient opens the nomination: its page, or for the lead agency (which has no account)
+    the city's public page in the register."""
+    if audience is Audience.LEAD_AGENCY:
+        return f"{settings.base_url.rstrip('/')}/cities/{nomination_id}"
+    return f"{settings.base_url.rstrip('/')}/nominations/{nomination_id}"
+
+
+def member_state_name(translations: Translations, code: str) -> str:
+    return translations.gettext(labels.MEMBER_STATES.get(code, code))
+
+
+def event_sentence(translations: Translations, event_name: str, nomination) -> str:
+    """What happened to which nomination, as a whole sentence in the reader's language."""
+    return translations.gettext(labels.EVENT_SENTENCES[event_name]).format(
+        reference=nomination.reference, city=nomination.city_name,
+        member_state=member_state_name(translations, nomination.member_state))
+
+
+def next_step(translations: Translations, event_name: str, audience: Audience, nomination) -> str:
+    """What comes next for a recipient of `audience` (domain/workflow.py NEXT_FOR), or ""."""
+    text = NEXT_FOR.get(event_name, {}).get(audience)
+    if not text:
+        return ""
+    return translations.gettext(text).format(city=nomination.city_name,
+                                             member_state=member_state_name(translations, nomination.member_state))
+
+
+def actor_name(translations: Translations, actor: str, names: dict[str, str]) -> str:
+    """Who did it, in words: the user's display name, or "the system" for the workers."""
+    if actor == SYSTEM.username:
+        return translations.gettext(N_("the system"))
+    return names.get(actor) or actor
+
+
+def build_message(settings, to: Recipient, subject: str, message_id: str, template: str, context: dict,
+                  headers: dict[str, str] | None = None) -> MIMEMultipart:
+    """A mail to one recipient from mail/<template>.txt and .html, in the recipient's language: plain text
+    and HTML parts, the subject on one line. (The email package's compat32 classes, which skip
+    EmailMessage's header parsing.)"""
+    env, _translations = templates(to.language)
+    context = {"name": to.name, "language": to.language,
+               "account_link": f"{settings.base_url.rstrip('/')}/account", **context}
     message = MIMEMultipart("alternative", policy=_UNFOLDED)
     # One line whatever a stored city name holds: compat32 would write a line break into the header.
-    subject = mailer.one_line(f"[{nomination.reference}] {nomination.city_name} {context['what']}" if language == "en"
-                              else f"[{nomination.reference}] {sentence}")
+    subject = mailer.one_line(subject)
     message["Subject"] = subject if subject.isascii() else Header(subject, "utf-8")
     message["From"] = settings.mail_from
-    message["To"] = to_address
+    message["To"] = to.address
     message["Date"] = formatdate(localtime=False)
-    message["Message-ID"] = f"<{event.event_id}.{to_address.replace('@', '.at.')}@scn-workflow>"
-    message["X-SCN-Event"] = event.name
-    message["X-SCN-Event-Id"] = event.event_id
-    message.attach(MIMEText(env.get_template("event.txt").render(context), "plain", "utf-8"))
-    message.attach(MIMEText(env.get_template("event.html").render(context), "html", "utf-8"))
+    message["Message-ID"] = message_id
+    for name, value in (headers or {}).items():
+        message[name] = value
+    message.attach(MIMEText(env.get_template(f"{template}.txt").render(context), "plain", "utf-8"))
+    message.attach(MIMEText(env.get_template(f"{template}.html").render(context), "html", "utf-8"))
     return message
 
 
+def address_key(address: str) -> str:
+    """An address as it may stand in a Message-ID."""
+    return address.lower().replace("@", ".at.")
+
+
+def compose(settings, event, nomination, to: Recipient, actor: str | None = None) -> MIMEMultipart:
+    """The mail about `event` for one recipient: whom it greets, what happened to which nomination, who
+    did it (`actor`: their name), what comes next for them, and the link. Its Message-ID follows from the
+    event and the recipient, so a mail sent again is recognisably the same message."""
+    _env, translations = templates(to.language)
+    sentence = event_sentence(translations, event.name, nomination)
+    state = event.to_state or nomination.state
+    context = {"nomination": nomination, "event": event, "sentence": sentence,
+               "actor": actor_name(translations, event.actor, {event.actor: actor} if actor else {}),
+               "next_step": next_step(translations, event.name, to.audience, nomination),
+               "link": nomination_link(settings, event.nomination_id, to.audience),
+               "state": translations.gettext(labels.STATES.get(state, state))}
+    subject = (f"[{nomination.reference}] {nomination.city_name} {EVENTS[event.name].what}" if to.language == "en"
+               else f"[{nomination.reference}] {sentence}")
+    return build_message(settings, to, subject, f"<{event.event_id}.{address_key(to.address)}@scn-workflow>",
+                         "event", context, {"X-SCN-Event": event.name, "X-SCN-Event-Id": event.event_id})
+
+
+def compose_reminder(settings, item: dict, period: int, to: Recipient) -> MIMEMultipart:
+    """A reminder to a reviewer of a nomination waiting too long (services/ops.py `waiting` items)."""
+    _env, translations = templates(to.language)
+    nomination = SimpleNamespace(reference=item["reference"], city_name=item["city_name"],
+                                 member_state=item["member_state"])
+    values = {"reference": item["reference"], "city": item["city_name"], "hours": f"{item['waiting_h']:.0f}",
+              "member_state": member_state_name(translations, item["member_state"])}
+    context = {"sentence": translations.gettext(WAITING_SENTENCES[item["state"]]).format(**values),
+               "next_step": translations.gettext(WAITING_NEXT[item["state"]]),
+               "link": nomination_link(settings, item["id"]), "nomination": nomination}
+    subject = f"[{item['reference']}] " + translations.gettext(WAITING_SUBJECTS[item["state"]]).format(**values)
+    key = f"{item['id']}/{item['state']}/{period}"
+    return build_message(settings, to, subject,
+                         f"<reminder.{key.replace('/', '.')}.{address_key(to.address)}@scn-workflow>",
+                         "reminder", context, {"X-SCN-Reminder": key})
+
+
+WAITING_SENTENCES = {  # the first line of a reminder, by the state the nomination waits in
+    "submitted": N_("Nomination {reference} ({city}, {member_state}) has waited {hours} hours for review."),
+    "reviewed": N_("Nomination {reference} ({city}, {member_state}) has waited {hours} hours for a decision "
+                   "after its review."),
+}
+WAITING_SUBJECTS = {
+    "submitted": N_("{city} has waited {hours} h for review"),
+    "reviewed": N_("{city} has waited {hours} h for a decision"),
+}
+
+
 def notify(svc: Services, event_id: str) -> Outcome:
-    """Mail everyone the event concerns, each once however often this runs: send, then record."""
+    """Mail everyone the event concerns, each once however often this runs: send, then record. A person
+    who chose the daily digest gets none: services/digest.py tells them."""
     now = svc.clock()
     with svc.uow() as uow:
         busy, done = begin(uow, event_id, "notifications", now, svc.settings.redeliver_after_s)
@@ -102,23 +213,19 @@ def notify(svc: Services, event_id: str) -> Outcome:
             .join(t.nominations, n.id == t.events.c.nomination_id).where(t.events.c.event_id == event_id)).one()
         users = uow.session.execute(sa.select(t.users).where(t.users.c.active.is_(True))
                                     .order_by(t.users.c.username)).all()
+        actor = uow.session.execute(sa.select(t.users.c.name).where(t.users.c.username == event.actor)).scalar()
         agency = None
         if Audience.LEAD_AGENCY in EVENTS[event.name].notify:
             agency = uow.session.execute(sa.select(t.member_states).where(
                 t.member_states.c.code == nomination.member_state)).one_or_none()
         uow.commit()
-    # Each person reads the mail in their own language; the lead agency in its dossier's language.
-    languages = {(u.email or "").lower(): getattr(u, "language", None) or "en" for u in users}
-    if agency is not None and agency.lead_agency_email:
-        languages[agency.lead_agency_email.lower()] = getattr(agency, "lead_agency_language", None) or "en"
-    to_send = [(who, address) for who, address in choose_recipients(event, nomination.member_state, users, agency)
-               if f"mail:{address.lower()}" not in done]
+    to_send = [to for to in choose_recipients(event, nomination.member_state, users, agency)
+               if not to.digest and f"mail:{to.address.lower()}" not in done]
     sent = []
     try:
-        for who, address in to_send:
-            where = mailer.send(svc.settings, compose(svc.settings, event, nomination, who, address,
-                                                      languages.get(address.lower(), "en")))
-            sent.append((event_id, f"mail:{address.lower()}", where))
+        for to in to_send:
+            where = mailer.send(svc.settings, compose(svc.settings, event, nomination, to, actor))
+            sent.append((event_id, f"mail:{to.address.lower()}", where))
     finally:
         with svc.uow() as uow:
             now = svc.clock()

@@ -8,7 +8,7 @@ from celery import Celery, Task
 from flask import Flask
 
 from scn_workflow.logs import correlation_id
-from scn_workflow.services import attachments
+from scn_workflow.services import attachments, digest
 from scn_workflow.services.reactions import TASK_NAMES, give_up
 
 QUEUE_OF_TASK = {name: queue for queue, name in TASK_NAMES.items()}
@@ -66,6 +66,7 @@ def celery_init_app(app: Flask) -> Celery:
             "queue-samples": {"task": "scn.ops.sample", "schedule": 60.0},
             "alerts": {"task": "scn.ops.watch", "schedule": 30.0},
             "reminders": {"task": "scn.ops.remind", "schedule": 900.0},
+            "daily-digest": {"task": "scn.ops.digest", "schedule": digest.SEND_EVERY_S},
         },
     )
     celery.conf.flask_app_ref = app

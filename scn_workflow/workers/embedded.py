@@ -11,7 +11,7 @@ import time
 
 from celery.utils.time import get_exponential_backoff_interval
 
-from scn_workflow.services import Services, attachments, outbox
+from scn_workflow.services import Services, attachments, digest, outbox
 from scn_workflow.services.ops import record_task_run
 from scn_workflow.services.reactions import HANDLERS, TASK_NAMES, give_up
 
@@ -94,6 +94,7 @@ class EmbeddedWorker:
 
     def _run(self) -> None:
         files_swept = 0.0
+        digests_sent = -digest.SEND_EVERY_S  # the first round already sends what is due
         while not self._stop.is_set():
             self._wake.clear()
             try:
@@ -106,4 +107,10 @@ class EmbeddedWorker:
                     attachments.sweep_orphans(self.svc)
                 except Exception:  # noqa: BLE001 - the next round tries again
                     log.exception("embedded worker: the sweep of stored files failed")
+            if time.monotonic() - digests_sent >= digest.SEND_EVERY_S:  # as beat schedules it
+                digests_sent = time.monotonic()
+                try:
+                    digest.send_digests(self.svc)
+                except Exception:  # noqa: BLE001 - the next round tries again
+                    log.exception("embedded worker: the daily digest failed")
             self._wake.wait(self.svc.settings.sweep_interval_s)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from celery import shared_task
 from flask import current_app
 
-from scn_workflow.services import alerts, attachments, ops, outbox
+from scn_workflow.services import alerts, attachments, digest, ops, outbox
 from scn_workflow.services.reactions import HANDLERS, TASK_NAMES
 
 
@@ -69,3 +69,10 @@ def watch():
 def remind():
     """Remind reviewers of nominations waiting too long, once per period (beat, every 15 minutes)."""
     return alerts.remind(current_app.extensions["scn"])
+
+
+@shared_task(name="scn.ops.digest")
+def send_digests():
+    """Send yesterday's daily digests not sent yet (beat, hourly: soon after midnight UTC, and again after a
+    failure)."""
+    return digest.send_digests(current_app.extensions["scn"])

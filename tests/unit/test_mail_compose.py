@@ -10,12 +10,13 @@ from types import SimpleNamespace
 
 import pytest
 
-from scn_workflow.domain.workflow import EVENTS, SPECS
-from scn_workflow.services.notifications import choose_recipients, compose
+from scn_workflow.domain.workflow import EVENTS, NEXT_FOR, SPECS, Audience
+from scn_workflow.services.notifications import Recipient, choose_recipients, compose
 
-SETTINGS = SimpleNamespace(mail_from="scn@example.org")
+SETTINGS = SimpleNamespace(mail_from="scn@example.org", base_url="https://scn.example.org")
 EVENT = SimpleNamespace(event_id="4b1f7a52-0000-4000-8000-000000000001", name="nomination.returned",
-                        comment="Please add the <b>budget</b> of the river project.", to_state="drafted")
+                        comment="Please add the <b>budget</b> of the river project.", to_state="drafted",
+                        actor="rev-sg", nomination_id=42)
 NOMINATION = SimpleNamespace(reference="ASCN-2018-ID-002", city_name="Makassar", member_state="ID",
                              state="drafted", cycle="ASCN-2018")
 
@@ -36,9 +37,13 @@ def parts(message) -> tuple[email.message.EmailMessage, str, str]:
     return parsed, text, html
 
 
+def to(name, address, language="en", audience=Audience.SUBMITTERS):
+    return Recipient(name, address, audience, language)
+
+
 def test_each_recipient_is_greeted_by_name_and_the_html_escapes_it():
-    message, text, html = parts(compose(SETTINGS, EVENT, NOMINATION, "Placeholder <Officer> & Co",
-                                        "officer@makassar.example"))
+    message, text, html = parts(compose(SETTINGS, EVENT, NOMINATION, to("Placeholder <Officer> & Co",
+                                                                        "officer@makassar.example")))
     assert message["To"] == "officer@makassar.example"
     assert message["Subject"] == "[ASCN-2018-ID-002] Makassar was returned for revision"
     assert message["X-SCN-Event"] == "nomination.returned" and message["X-SCN-Event-Id"] == EVENT.event_id
@@ -48,16 +53,16 @@ def test_each_recipient_is_greeted_by_name_and_the_html_escapes_it():
 
 
 def test_the_same_event_and_recipient_make_the_same_message_id_and_another_recipient_another():
-    first = compose(SETTINGS, EVENT, NOMINATION, "A", "officer@makassar.example")
-    again = compose(SETTINGS, EVENT, NOMINATION, "A", "officer@makassar.example")
-    other = compose(SETTINGS, EVENT, NOMINATION, "B", "second@makassar.example")
+    first = compose(SETTINGS, EVENT, NOMINATION, to("A", "officer@makassar.example"))
+    again = compose(SETTINGS, EVENT, NOMINATION, to("A", "officer@makassar.example"))
+    other = compose(SETTINGS, EVENT, NOMINATION, to("B", "second@makassar.example"))
     assert first["Message-ID"] == again["Message-ID"] == f"<{EVENT.event_id}.officer.at.makassar.example@scn-workflow>"
     assert other["Message-ID"] != first["Message-ID"]
 
 
 def names(event_name, from_state="submitted", agency=None):
     event = SimpleNamespace(name=event_name, from_state=from_state)
-    return [who for who, _ in choose_recipients(event, "ID", USERS, agency)]
+    return [person.name for person in choose_recipients(event, "ID", USERS, agency)]
 
 
 @pytest.mark.parametrize(("event_name", "told"), [
@@ -83,7 +88,7 @@ def test_the_lead_agency_hears_of_the_handover_once_however_often_its_address_ap
     twice = [*USERS, user("lead", "submitter", "ID")]
     twice[-1].email = "LEAD@id.example"
     event = SimpleNamespace(name="nomination.handed_over", from_state="accepted")
-    addresses = [address.lower() for _, address in choose_recipients(event, "ID", twice, AGENCY)]
+    addresses = [person.address.lower() for person in choose_recipients(event, "ID", twice, AGENCY)]
     assert addresses.count("lead@id.example") == 1
 
 
@@ -92,3 +97,37 @@ def test_every_event_a_trigger_records_is_in_the_event_table_with_its_queues():
     assert EVENTS["nomination.submitted"].queues == ("checks", "notifications")
     assert EVENTS["nomination.accepted"].queues == ("handover", "notifications")
     assert EVENTS["nomination.created"].queues == ()
+
+
+def test_the_mail_says_who_did_it_what_comes_next_for_the_reader_and_links_the_nomination():
+    _message, text, html = parts(compose(SETTINGS, EVENT, NOMINATION, to("Siti", "siti@example.org"),
+                                         actor="Dr. Tan Wei Ling"))
+    assert "Nomination ASCN-2018-ID-002 (Makassar, Indonesia) was returned for revision." in text
+    assert "Done by: Dr. Tan Wei Ling" in text
+    assert "What comes next: Read the comment, revise the draft and submit it again." in text
+    assert "Open the nomination: https://scn.example.org/nominations/42" in text
+    assert '<a href="https://scn.example.org/nominations/42">' in html and "Dr. Tan Wei Ling" in html
+    system = SimpleNamespace(**{**vars(EVENT), "actor": "system"})
+    assert "Done by: the system" in parts(compose(SETTINGS, system, NOMINATION, to("Siti", "s@example.org")))[1]
+
+
+def test_an_indonesian_reader_gets_the_mail_and_its_subject_in_indonesian():
+    message, text, _html = parts(compose(SETTINGS, EVENT, NOMINATION, to("Siti", "siti@example.org", "id"),
+                                         actor="Dr. Tan Wei Ling"))
+    assert text.startswith("Yth. Siti,")
+    assert "telah dikembalikan untuk direvisi" in message["Subject"] and "\n" not in message["Subject"]
+    assert "What comes next" not in text and "Open the nomination" not in text
+
+
+def test_the_lead_agency_is_linked_to_the_public_city_page_it_can_open_without_an_account():
+    handed = SimpleNamespace(**{**vars(EVENT), "name": "nomination.handed_over", "comment": None,
+                                "to_state": "handed_over", "actor": "system"})
+    _message, text, _html = parts(compose(SETTINGS, handed, NOMINATION, to("Ministry", "lead@id.example",
+                                                                           audience=Audience.LEAD_AGENCY)))
+    assert "https://scn.example.org/cities/42" in text and "/nominations/" not in text
+
+
+def test_every_audience_a_mail_goes_to_has_its_next_step():
+    for name, spec in EVENTS.items():
+        for audience in spec.notify:
+            assert NEXT_FOR[name].get(audience), (name, audience)
