@@ -604,7 +604,7 @@ def test_reviewers_are_reminded_once_per_period_of_waiting(db_url, clock, tmp_pa
         clock.advance(hours=2)  # 25 h in submitted: the first period
         assert alerts.remind(svc) == 2
         # Reviewers of other member states hear of it (not rev-id, of Indonesia, nor the submitters).
-        first = [(to, f"[{n.reference}] Banyuwangi has waited 25 h in submitted")
+        first = [(to, f"[{n.reference}] Banyuwangi has waited 25 h for review")
                  for to in ("rev-ph@test.example", "rev-sg@test.example")]
         assert reminder_mails(smtp_server) == first
         assert alerts.remind(svc) == 0
@@ -616,7 +616,7 @@ def test_reviewers_are_reminded_once_per_period_of_waiting(db_url, clock, tmp_pa
         assert alerts.remind(svc) == 2
         assert alerts.remind(svc) == 0
         assert reminder_mails(smtp_server) == sorted(first + [
-            (to, f"[{n.reference}] Banyuwangi has waited 49 h in submitted")
+            (to, f"[{n.reference}] Banyuwangi has waited 49 h for review")
             for to in ("rev-ph@test.example", "rev-sg@test.example")])
 
         # Returned, submitted again: a new wait, reminded again once its first period is over.
