@@ -131,8 +131,9 @@ def build_message(settings, to: Recipient, subject: str, message_id: str, templa
     and HTML parts, the subject on one line. (The email package's compat32 classes, which skip
     EmailMessage's header parsing.)"""
     env, _translations = templates(to.language)
-    context = {"name": to.name, "language": to.language,
-               "account_link": f"{settings.base_url.rstrip('/')}/account", **context}
+    # Only a user has an account page on which to choose a mail per event or the digest.
+    account = f"{settings.base_url.rstrip('/')}/account" if to.audience is not Audience.LEAD_AGENCY else None
+    context = {"name": to.name, "language": to.language, "account_link": account, **context}
     message = MIMEMultipart("alternative", policy=_UNFOLDED)
     # One line whatever a stored city name holds: compat32 would write a line break into the header.
     subject = mailer.one_line(subject)
