@@ -148,8 +148,8 @@ def test_a_reset_password_must_be_changed_before_anything_else(live_server):
     admin, _ = browser_of(base, "admin")
 
     page = admin.get(f"{base}/admin/users/{username}", timeout=TIMEOUT)
-    refused = admin.post(f"{base}/admin/users/{username}/password", data={"password": "short", "csrf_token": _csrf(page)},
-                         timeout=TIMEOUT)
+    refused = admin.post(f"{base}/admin/users/{username}/password", timeout=TIMEOUT,
+                         data={"password": "short", "csrf_token": _csrf(page)})
     assert refused.status_code == 422 and "at least 12" in field_error(refused, "password")
     assert is_signed_in(before, base)  # a refused reset ends nothing
 
