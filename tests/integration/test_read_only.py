@@ -12,7 +12,8 @@ import sqlite3
 import pytest
 import sqlalchemy as sa
 
-from scn_workflow.services import attachments, nominations, web_sessions
+from scn_workflow.db import tables as t
+from scn_workflow.services import acknowledgements, attachments, nominations, web_sessions
 from tests.api_support import PDF, open_api
 from tests.conftest import complete_draft
 
@@ -32,13 +33,19 @@ def site(sqlite_url, clock, tmp_path):
     submitted = nominations.create(svc, world.submitter_id, complete_draft("Makassar"))
     file = attachments.add(svc, world.submitter_id, submitted.id, "action_plan", "plan.pdf", PDF)
     nominations.fire(svc, world.submitter_id, submitted.id, "submit", None)
+    # The public page of an accepted city: the state set directly, as only its reading is tested here.
+    accepted = nominations.create(svc, world.submitter_id, complete_draft("DKI Jakarta"))
+    with svc.engine.begin() as connection:
+        connection.execute(sa.update(t.nominations).where(t.nominations.c.id == accepted.id).values(state="accepted"))
     for username in ("root", *ASKER.values()):
         api.token(username)
     # A writer blocked by the lock gives up after LOCK_WAIT_MS instead of the app's 10 s.
     sa.event.listen(svc.engine, "connect",
                     lambda connection, _record: connection.execute(f"PRAGMA busy_timeout={LOCK_WAIT_MS}"))
     svc.engine.dispose()
-    yield api, {"draft": draft.id, "submitted": submitted.id, "attachment": file["id"]}
+    submit_event = nominations.events(svc, world.submitter_id, submitted.id)[-1]["event_id"]
+    yield api, {"draft": draft.id, "submitted": submitted.id, "accepted": accepted.id, "attachment": file["id"],
+                "handover_token": acknowledgements.make_token(svc, submitted.id, submit_event)}
     svc.engine.dispose()
 
 
@@ -50,7 +57,10 @@ def get_urls(app, ids: dict) -> list[tuple[str, str]]:
             if "GET" not in rule.methods or rule.endpoint in SKIPPED:
                 continue
             nomination = ids["draft"] if rule.endpoint == "ui.edit_nomination" else ids["submitted"]
-            values = {"nomination_id": nomination, "attachment_id": ids["attachment"]}
+            if rule.endpoint == "pages.city":
+                nomination = ids["accepted"]
+            values = {"nomination_id": nomination, "attachment_id": ids["attachment"], "trigger": "withdraw",
+                      "username": "root", "token": ids["handover_token"]}
             out.append((rule.endpoint, rule.build({k: values[k] for k in rule.arguments}, append_unknown=False)[1]))
     return out
 
