@@ -253,3 +253,28 @@ def test_the_daily_digest_gathers_a_days_events_into_one_mail_per_person_and_rem
     assert siti.startswith("Yth. Siti Rahmawati,") and "1 Juni 2026" in siti
     assert str(siti_message["Subject"]) == "[scn-workflow] Ringkasan harian Anda untuk 1 Juni 2026"
     assert "Langkah berikutnya:" in siti and "oleh Siti Rahmawati" in siti
+
+
+def test_a_digest_whose_worker_died_before_recording_it_is_sent_again_as_the_same_message(
+        world, smtp_server, clock, monkeypatch):
+    svc, _app, w = world
+    with svc.engine.begin() as c:
+        c.execute(sa.update(t.users).where(t.users.c.username == "sub-id2").values(mail_digest=True))
+    a = nominations.create(svc, w.submitter_id, complete_draft("Banyuwangi"))
+    fire(svc, w.submitter_id, a, "submit")
+    settle(svc, set())
+    clock.advance(days=1)
+
+    def dies(*args, **kwargs):
+        raise SystemExit("the worker dies after the SMTP server accepted the digest")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(digest, "record_effects", dies)
+        with pytest.raises(SystemExit):
+            digest.send_digests(svc)
+    assert digest.send_digests(svc) == 0  # its claim still holds: nobody sends it meanwhile
+    clock.advance(seconds=svc.settings.redeliver_after_s + 1)
+    assert digest.send_digests(svc) == 1  # the claim ran out: sent again, and recorded
+    assert digest.send_digests(svc) == 0
+    sent = [m for m in smtp_server.received() if m["X-SCN-Digest"]]
+    assert len(sent) == 2 and sent[0]["Message-ID"] == sent[1]["Message-ID"]
