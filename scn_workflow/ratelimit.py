@@ -91,6 +91,11 @@ class SignInLimits:
             log.exception("The sign-in limits' storage failed; this failure is not counted.")
 
 
+# A Redis that accepts connections but never answers must not hang a sign-in: after this long the
+# storage counts as down and the sign-in goes on unlimited (see check).
+STORAGE_TIMEOUTS = {"socket_timeout": 1.0, "socket_connect_timeout": 1.0}
+
+
 def storage_uri(settings) -> str:
     """Where the counts live: SCN_RATELIMIT_STORAGE_URL, else a Redis broker, else this process."""
     if settings.ratelimit_storage_url:
@@ -103,7 +108,7 @@ def storage_uri(settings) -> str:
 def init_app(app: Flask, settings) -> None:
     """One limiter per app (two apps in one process, as in tests, keep their own counts)."""
     limiter = Limiter(get_remote_address, storage_uri=storage_uri(settings), strategy="moving-window",
-                      key_prefix="scn")
+                      key_prefix="scn", storage_options=STORAGE_TIMEOUTS)
     limiter.init_app(app)
     app.extensions["scn_sign_in_limits"] = SignInLimits(limiter)
 
