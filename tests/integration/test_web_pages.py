@@ -794,10 +794,15 @@ def test_refusals_of_submit_are_shown_in_words(site):
     assert "Member state Indonesia already has 3 active nomination(s) in cycle ASCN-2026, its limit is 3." in flashes(over)
     assert site.get(full.id).state == "drafted"
 
-    site.svc.clock.advance(days=365)  # the cycle has closed
+    site.svc.clock.advance(days=365)  # the cycle has closed, and the 8-hour session has expired
+    expired = sub.post(f"/nominations/{full.id}/fire", {"trigger": "submit", "version": str(full.version)})
+    assert expired.status_code == 302 and expired.headers["Location"].startswith("/login")
+    assert site.get(full.id).state == "drafted"
+    sub = site.visitor("sub-id")
     closed = sub.post(f"/nominations/{full.id}/fire", {"trigger": "submit", "version": str(full.version)},
                       follow_redirects=True)
     assert any("The cycle ASCN-2026 is not open for submissions" in m for m in flashes(closed))
+    assert state_of(closed) == "drafted"
 
 
 def test_a_stale_or_unknown_trigger_is_refused_in_words(site):
@@ -811,8 +816,12 @@ def test_a_stale_or_unknown_trigger_is_refused_in_words(site):
     unknown = sub.post(f"/nominations/{n.id}/fire", {"trigger": "explode", "version": str(n.version + 1)},
                        follow_redirects=True)
     assert any(m.startswith("Unknown trigger &#39;explode&#39;") for m in flashes(unknown))
-    wrong_state = sub.post(f"/nominations/{n.id}/fire", {"trigger": "accept", "version": str(n.version + 1)},
-                           follow_redirects=True)
+    # accept asks for confirmation first: unconfirmed, it changes nothing; confirmed, it is refused in words
+    unconfirmed = sub.post(f"/nominations/{n.id}/fire", {"trigger": "accept", "version": str(n.version + 1)})
+    assert unconfirmed.status_code == 200 and "Please confirm" in text(unconfirmed)
+    assert site.get(n.id).state == "drafted" and site.get(n.id).version == n.version + 1
+    wrong_state = sub.post(f"/nominations/{n.id}/fire", {"trigger": "accept", "version": str(n.version + 1),
+                                                         "confirm": "yes"}, follow_redirects=True)
     assert any("&#39;Accept&#39; cannot be fired on a nomination in state &#39;Draft&#39;" in m
                for m in flashes(wrong_state))
     assert site.get(n.id).state == "drafted"
@@ -823,9 +832,13 @@ def test_a_submitter_of_the_member_state_may_not_fire_what_reviewers_do(site):
     sub = site.visitor("sub-id")
     page = sub.get(f"/nominations/{n.id}")
     assert "Nothing for you to do on this nomination now." in text(page)
-    refused = sub.post(f"/nominations/{n.id}/fire", {"trigger": "accept", "version": str(n.version)},
-                       follow_redirects=True)
-    assert "Only a reviewer may do this." in flashes(refused)
+    unconfirmed = sub.post(f"/nominations/{n.id}/fire", {"trigger": "accept", "version": str(n.version)})
+    assert unconfirmed.status_code == 200 and "Please confirm" in text(unconfirmed)
+    assert site.get(n.id).state == "reviewed"
+    refused = sub.post(f"/nominations/{n.id}/fire", {"trigger": "accept", "version": str(n.version),
+                                                     "confirm": "yes"}, follow_redirects=True)
+    # the refusal names each permission it fails, the reviewer's role first
+    assert [m for m in flashes(refused) if m.startswith("Only a reviewer may do this.")] != []
     assert site.get(n.id).state == "reviewed"
 
 
@@ -960,8 +973,17 @@ def test_the_review_desk_lists_submitted_nominations_whose_checks_finished(site)
     other_cycle = text(site.visitor("rev-ph").get("/review?cycle=ASCN-2018"))
     assert "Ready for review (0)" in other_cycle and "Nothing here." in other_cycle
     assert text(site.visitor("rev-ph").get("/review?state=reviewed")).count("Surabaya") == 1
-    # nonsense in the address is ignored, not an error
-    assert site.visitor("rev-ph").get("/review?state=<b>&sort=sideways&page=-4").status_code == 200
+    # an unknown state or order in the address is ignored: both lists, waiting longest first
+    ignored = site.visitor("rev-ph").get("/review?state=<b>&sort=sideways")
+    assert ignored.status_code == 200
+    assert "Ready for review (2)" in text(ignored)
+    assert "Reviewed: awaiting accept or reject (four eyes) (1)" in text(ignored)
+    assert "<b>" not in text(ignored)
+    # a page number that is not one is a 400 naming the parameter and its rule
+    bad_page = site.visitor("rev-ph").get("/review?state=<b>&sort=sideways&page=-4")
+    assert bad_page.status_code == 400 and bad_page.mimetype == "text/html"
+    assert "The parameter page is not valid: Must be a whole number from 1 to 100000" in text(bad_page)
+    assert "<b>" not in text(bad_page)
     # operators and admins may look at the desk too
     assert site.visitor("ops").get("/review").status_code == 200
     assert site.visitor("root").get("/review").status_code == 200
@@ -1000,11 +1022,12 @@ def test_the_review_form_scores_each_claimed_focus_area(site):
     done = rev.post(f"/nominations/{n.id}/review", {
         "version": str(n.version), "score-civic_social": "4", "score-quality_environment": "3",
         "recommendation": "accept", "summary": "Solid plan.", "comment": "Well prepared."}, follow_redirects=True)
-    assert "Review recorded." in flashes(done)
+    assert ("Review recorded. A second reviewer, not of the same member state, now accepts or rejects the "
+            "nomination.") in flashes(done)
     assert state_of(done) == "reviewed"
     shown = text(done)
     assert "Assessment by rev-sg" in shown and "Civic and Social: 4 / 5" in shown
-    assert "Recommendation: accept. Solid plan." in shown
+    assert "Recommendation: Accept. Solid plan." in shown  # the recommendation in words
     assert "Well prepared." in shown
     # four eyes: the one who reviewed is not offered accept or reject
     assert "Accept" not in buttons(done) and "Reject" not in buttons(done)
@@ -1274,7 +1297,12 @@ def test_a_nomination_from_draft_to_handover_through_the_pages(any_db_site):
                                            "score-quality_environment": "4", "recommendation": "accept",
                                            "summary": "Strong."}).status_code == 302
     n = site.get(n.id)
-    assert second.post(url + "/fire", {"trigger": "accept", "version": str(n.version)}).status_code == 302
+    unconfirmed = second.post(url + "/fire", {"trigger": "accept", "version": str(n.version)})
+    assert unconfirmed.status_code == 200 and "Please confirm" in text(unconfirmed)
+    assert site.get(n.id).state == "reviewed"  # nothing changed until confirmed
+    assert second.post(url + "/fire", {"trigger": "accept", "version": str(n.version),
+                                       "confirm": "yes"}).status_code == 302
+    assert site.get(n.id).state == "accepted"
     accepted = site.last_event(n.id, "nomination.accepted")
     with site.svc.engine.begin() as c:  # the package was delivered (the worker tests deliver it for real)
         c.execute(sa.insert(t.deliveries).values(nomination_id=n.id, event_id=accepted, channel="email",
