@@ -7,6 +7,7 @@ of the token endpoint is left to the tests that are about it.
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass, field
 
@@ -189,3 +190,13 @@ def assert_problem(response, status: int, title: str | None = None) -> dict:
 def rules(body: dict) -> list[str]:
     """The names of the rules a problem says refused."""
     return [v["rule"] for v in body.get("violations") or []]
+
+
+def sign_in(app, username: str, password: str = PASSWORD):
+    """A test client signed in through the sign-in form, as a browser would be."""
+    client = app.test_client()
+    form = client.get("/login").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
+    response = client.post("/login", data={"username": username, "password": password, "csrf_token": token})
+    assert response.status_code == 302, response.get_data(as_text=True)
+    return client

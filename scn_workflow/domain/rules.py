@@ -101,7 +101,8 @@ def _reviewer(n: Nomination, f: Facts):
 
 
 def _reviewer_not_of_member_state(n: Nomination, f: Facts):
-    if f.actor.member_state == n.member_state:
+    # Only a reviewer's member state matters here; who is not a reviewer is refused by `reviewer`.
+    if f.actor.role is Role.REVIEWER and f.actor.member_state == n.member_state:
         return Text(N_("A reviewer of member state {member_state} may not review, accept or reject a nomination "
                        "of their own member state."), member_state=n.member_state)
 

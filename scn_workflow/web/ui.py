@@ -229,6 +229,11 @@ def confirm(nomination_id, trigger):
     """The step before a trigger that cannot be undone: it names the consequence; its form fires."""
     if trigger not in CONFIRMED:
         abort(404)
+    return _ask_first(nomination_id, trigger)
+
+
+def _ask_first(nomination_id: int, trigger: str, comment: str = ""):
+    """The confirmation page of `trigger`, or, when the person may not fire it now, why not."""
     user = current_user()
     nomination = nominations.get(svc(), user, nomination_id)
     offer = offers.offer(svc(), user, nomination)
@@ -237,7 +242,7 @@ def confirm(nomination_id, trigger):
         flash(" ".join(say(v.message) for v in reasons) if reasons else
               _("%(action)s is not possible on this nomination now.", action=trigger_label(trigger)), "error")
         return redirect(url_for("ui.show_nomination", nomination_id=nomination_id))
-    return _confirm_page(nomination, trigger)
+    return _confirm_page(nomination, trigger, comment)
 
 
 @bp.post("/nominations/<int:nomination_id>/fire")
@@ -250,7 +255,7 @@ def fire(nomination_id):
     comment = (request.form.get("comment") or "").strip()[:10_000] or None
     if trigger in CONFIRMED and request.form.get("confirm") != "yes":
         # Not confirmed (a form of another page, a script): nothing changes; the confirmation is shown.
-        return _confirm_page(nominations.get(svc(), user, nomination_id), trigger, comment or "")
+        return _ask_first(nomination_id, trigger, comment or "")
     try:
         done = nominations.fire(svc(), user, nomination_id, trigger, _form_version(),
                                 comment=comment)

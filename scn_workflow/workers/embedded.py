@@ -93,24 +93,21 @@ class EmbeddedWorker:
             log.exception("embedded worker: could not record the task run")
 
     def _run(self) -> None:
-        files_swept = 0.0
-        digests_sent = -digest.SEND_EVERY_S  # the first round already sends what is due
+        # What beat schedules besides the outbox sweep: (every how many seconds, what, its name for the log).
+        periodic = [(attachments.SWEEP_EVERY_S, attachments.sweep_orphans, "the sweep of stored files"),
+                    (digest.SEND_EVERY_S, digest.send_digests, "the daily digest")]
+        last_run = [float("-inf")] * len(periodic)  # the first round already does what is due
         while not self._stop.is_set():
             self._wake.clear()
             try:
                 self.run_once()
             except Exception:  # noqa: BLE001 - keep the worker alive; the next sweep tries again
                 log.exception("embedded worker: the sweep failed")
-            if time.monotonic() - files_swept >= attachments.SWEEP_EVERY_S:  # as beat schedules it
-                files_swept = time.monotonic()
-                try:
-                    attachments.sweep_orphans(self.svc)
-                except Exception:  # noqa: BLE001 - the next round tries again
-                    log.exception("embedded worker: the sweep of stored files failed")
-            if time.monotonic() - digests_sent >= digest.SEND_EVERY_S:  # as beat schedules it
-                digests_sent = time.monotonic()
-                try:
-                    digest.send_digests(self.svc)
-                except Exception:  # noqa: BLE001 - the next round tries again
-                    log.exception("embedded worker: the daily digest failed")
+            for index, (every_s, job, name) in enumerate(periodic):
+                if time.monotonic() - last_run[index] >= every_s:
+                    last_run[index] = time.monotonic()
+                    try:
+                        job(self.svc)
+                    except Exception:  # noqa: BLE001 - the next round tries again
+                        log.exception("embedded worker: %s failed", name)
             self._wake.wait(self.svc.settings.sweep_interval_s)

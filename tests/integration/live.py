@@ -4,6 +4,7 @@ setting pass it as an environment variable to `start_live_server`."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,35 @@ from scn_workflow.services import Services
 from scn_workflow.services.seed import DEMO_PASSWORD, seed
 from tests.conftest import need
 from tests.harness import Gunicorn, create_database, drop_database, worker_env
+
+
+TIMEOUT = 30
+
+
+def csrf_of(html: str) -> str:
+    """The CSRF token of the first form of a page ("" when it has none)."""
+    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    return found.group(1) if found else ""
+
+
+class Browser:
+    """A signed-in browser: a requests session that carries the page's CSRF token with each form."""
+
+    def __init__(self, server: "LiveServer", username: str, password: str = DEMO_PASSWORD):
+        self.server, self.session = server, requests.Session()
+        page = self.session.get(server.url + "/login", timeout=TIMEOUT)
+        answer = self.session.post(server.url + "/login", timeout=TIMEOUT, allow_redirects=False, data={
+            "username": username, "password": password, "csrf_token": csrf_of(page.text)})
+        assert answer.status_code == 302, answer.text[:500]
+
+    def get(self, path: str, **kwargs) -> requests.Response:
+        return self.session.get(self.server.url + path, timeout=TIMEOUT, allow_redirects=False, **kwargs)
+
+    def post(self, path: str, data: dict, form_page: str, **kwargs) -> requests.Response:
+        """Post `data` with the CSRF token of the form on `form_page`."""
+        token = csrf_of(self.get(form_page).text)
+        return self.session.post(self.server.url + path, data={**data, "csrf_token": token}, timeout=TIMEOUT,
+                                 allow_redirects=False, **kwargs)
 
 
 class LiveServer:

@@ -21,8 +21,8 @@ from scn_workflow.db import tables as t
 from scn_workflow.services import exports
 from scn_workflow.services.seed import REVIEWERS
 from scn_workflow import labels
-from tests.api_support import API, api, assert_problem  # noqa: F401
-from tests.conftest import PASSWORD, USERS
+from tests.api_support import API, api, assert_problem, sign_in  # noqa: F401
+from tests.conftest import USERS
 from tests.integration.live import live_server, start_live_server  # noqa: F401
 
 FORMULA = '=HYPERLINK("http://x")'
@@ -46,15 +46,6 @@ def in_database(svc, *where) -> list[str]:
     n = t.nominations.c
     with svc.engine.connect() as c:
         return list(c.scalars(sa.select(n.reference).where(*where).order_by(n.id)))
-
-
-def sign_in(app, username: str):
-    client = app.test_client()
-    form = client.get("/login").get_data(as_text=True)
-    token = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
-    response = client.post("/login", data={"username": username, "password": PASSWORD, "csrf_token": token})
-    assert response.status_code == 302, response.get_data(as_text=True)
-    return client
 
 
 @pytest.fixture

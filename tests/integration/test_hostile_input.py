@@ -9,13 +9,12 @@ than their columns, ids beyond a column's range and repeated items.
 from __future__ import annotations
 
 import json
-import re
 
 import pytest
 import requests
 
 from scn_workflow.services.seed import DEMO_PASSWORD
-from tests.integration.live import live_server, start_live_server  # noqa: F401
+from tests.integration.live import Browser, csrf_of, live_server, start_live_server  # noqa: F401
 
 TIMEOUT = 30
 REVIEWER = "reviewer-sg"  # of another member state than submitter-id's
@@ -51,30 +50,6 @@ def draft(server, api: requests.Session, **content) -> dict:
     response = api.post(server.url + "/api/v1/nominations", json=body, timeout=TIMEOUT)
     assert response.status_code == 201, response.text
     return response.json()
-
-
-class Browser:
-    """A signed-in browser: a requests session that carries the page's CSRF token with each form."""
-
-    def __init__(self, server, username: str):
-        self.server, self.session = server, requests.Session()
-        page = self.session.get(server.url + "/login", timeout=TIMEOUT)
-        answer = self.session.post(server.url + "/login", timeout=TIMEOUT, allow_redirects=False, data={
-            "username": username, "password": DEMO_PASSWORD, "csrf_token": self.csrf(page.text)})
-        assert answer.status_code == 302, answer.text[:500]
-
-    @staticmethod
-    def csrf(html: str) -> str:
-        found = re.search(r'name="csrf_token" value="([^"]+)"', html)
-        return found.group(1) if found else ""
-
-    def get(self, path: str, **kwargs):
-        return self.session.get(self.server.url + path, timeout=TIMEOUT, allow_redirects=False, **kwargs)
-
-    def post(self, path: str, data: dict, form_page: str):
-        token = self.csrf(self.get(form_page).text)
-        return self.session.post(self.server.url + path, data={**data, "csrf_token": token}, timeout=TIMEOUT,
-                                 allow_redirects=False)
 
 
 # --- size: the body limit counts the bytes read, and answers stay small -----------------------------
@@ -281,7 +256,7 @@ def test_nul_in_the_token_request_is_refused(live_server, field):
 def test_nul_in_the_sign_in_form_is_refused(live_server, field):
     session = requests.Session()
     page = session.get(live_server.url + "/login", timeout=TIMEOUT)
-    data = {"username": "submitter-id", "password": DEMO_PASSWORD, "csrf_token": Browser.csrf(page.text)}
+    data = {"username": "submitter-id", "password": DEMO_PASSWORD, "csrf_token": csrf_of(page.text)}
     data[field] = "\x00" + data[field]
     response = session.post(live_server.url + "/login", data=data, timeout=TIMEOUT, allow_redirects=False)
     assert 400 <= response.status_code < 500, response.status_code

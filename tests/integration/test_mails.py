@@ -21,7 +21,8 @@ from scn_workflow.domain.workflow import EVENTS, NEXT_FOR, WAITING_NEXT, Audienc
 from scn_workflow.services import alerts, digest, nominations
 from scn_workflow.services.notifications import TRANSLATIONS
 from scn_workflow.services.reactions import HANDLERS
-from tests.conftest import ASSESSMENT, PASSWORD, build_world, complete_draft, make_services
+from tests.api_support import sign_in
+from tests.conftest import ASSESSMENT, build_world, complete_draft, make_services
 
 BASE = "https://scn.test"
 # Display names (root has none: greeted by its username) and languages: Siti reads Bahasa Indonesia.
@@ -67,15 +68,6 @@ def fire(svc, actor, nomination, trigger: str, **kwargs):
     """Fire a trigger on the nomination as it is now (the checks move its version meanwhile)."""
     current = nominations.get(svc, actor, nomination.id)
     return nominations.fire(svc, actor, current.id, trigger, current.version, **kwargs)
-
-
-def sign_in(app, username: str):
-    client = app.test_client()
-    form = client.get("/login").get_data(as_text=True)
-    token = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
-    response = client.post("/login", data={"username": username, "password": PASSWORD, "csrf_token": token})
-    assert response.status_code == 302, response.get_data(as_text=True)
-    return client
 
 
 class Readers:

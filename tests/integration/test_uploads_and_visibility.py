@@ -24,6 +24,7 @@ from scn_workflow.services import attachments
 from scn_workflow.services.seed import DEMO_PASSWORD
 from tests.api_support import PDF
 from tests.conftest import ASSESSMENT, complete_draft
+from tests.integration import live
 from tests.integration.live import live_server, start_live_server  # noqa: F401
 
 TIMEOUT = 30
@@ -107,26 +108,11 @@ def rules(response: requests.Response) -> list[str]:
     return [v["rule"] for v in response.json().get("violations") or []]
 
 
-class Browser:
-    """A signed-in browser: a requests session that sends the page's CSRF token with each form."""
-
-    def __init__(self, server, username: str):
-        self.server, self.session = server, requests.Session()
-        page = self.session.get(server.url + "/login", timeout=TIMEOUT)
-        answer = self.session.post(server.url + "/login", timeout=TIMEOUT, allow_redirects=False, data={
-            "username": username, "password": DEMO_PASSWORD, "csrf_token": self.csrf(page.text)})
-        assert answer.status_code == 302, answer.text[:500]
-
-    @staticmethod
-    def csrf(html: str) -> str:
-        found = re.search(r'name="csrf_token" value="([^"]+)"', html)
-        return found.group(1) if found else ""
-
-    def get(self, path: str) -> requests.Response:
-        return self.session.get(self.server.url + path, timeout=TIMEOUT, allow_redirects=False)
+class Browser(live.Browser):
+    """A signed-in browser that also uploads through the nomination page's form."""
 
     def upload(self, nomination: dict, content: bytes, version: int, token_from: str) -> requests.Response:
-        token = self.csrf(self.get(token_from).text)
+        token = live.csrf_of(self.get(token_from).text)
         return self.session.post(f"{self.server.url}/nominations/{nomination['id']}/attachments",
                                  params={"version": version}, timeout=TIMEOUT, allow_redirects=False,
                                  data={"kind": "action_plan", "version": version, "csrf_token": token},

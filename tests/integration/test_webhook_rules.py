@@ -17,7 +17,6 @@ from __future__ import annotations
 import email
 import email.policy
 import json
-import re
 import shutil
 import ssl
 import subprocess
@@ -39,7 +38,7 @@ from scn_workflow.services.seed import DEMO_PASSWORD
 from scn_workflow.services.webhooks import DeliveryFailed
 from tests.conftest import ASSESSMENT, LOOPBACK, build_world, complete_draft, make_services
 from tests.harness import MailSink, WebhookReceiver
-from tests.integration.live import live_server, start_live_server  # noqa: F401
+from tests.integration.live import csrf_of, live_server, start_live_server  # noqa: F401
 
 TIMEOUT = 30
 SECRET = "lead-agency-secret-0123456789"
@@ -163,23 +162,18 @@ def test_the_admin_page_shows_the_rule_next_to_the_url_field(strict):
     browser = requests.Session()
     page = browser.get(strict.url + "/login", timeout=TIMEOUT)
     signed_in = browser.post(strict.url + "/login", timeout=TIMEOUT, allow_redirects=False, data={
-        "username": "admin", "password": DEMO_PASSWORD, "csrf_token": csrf(page.text)})
+        "username": "admin", "password": DEMO_PASSWORD, "csrf_token": csrf_of(page.text)})
     assert signed_in.status_code == 302, signed_in.text[:300]
     form = browser.get(strict.url + "/admin/member-states", timeout=TIMEOUT)
     answer = browser.post(strict.url + "/admin/member-states", timeout=TIMEOUT, data={
         "code": "VN", "lead_agency_name": "Ministry of Construction", "lead_agency_email": "lead@vn.example",
         "lead_agency_webhook_url": "http://169.254.169.254/latest/meta-data/", "lead_agency_webhook_secret": SECRET,
-        "csrf_token": csrf(form.text)})
+        "csrf_token": csrf_of(form.text)})
     assert answer.status_code == 422
     assert "The address 169.254.169.254 is not public" in answer.text
     with database(strict) as c:
         assert c.scalar(sa.select(t.member_states.c.lead_agency_email).where(
             t.member_states.c.code == "VN")) != "lead@vn.example"  # nothing of the refused form was saved
-
-
-def csrf(html: str) -> str:
-    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    return found.group(1) if found else ""
 
 
 # --- who reads webhook URLs ----------------------------------------------------------------------------

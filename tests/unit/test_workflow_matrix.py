@@ -64,7 +64,7 @@ for _role in ROLES:
         DENIED[_trigger, _role] = {"reviewer"}
 for _trigger in ("review", "accept", "reject"):
     DENIED[_trigger, "reviewer_same"] = {"reviewer_not_of_member_state"}
-    DENIED[_trigger, "submitter_same"] = {"reviewer", "reviewer_not_of_member_state"}  # an ID user, not a reviewer
+    DENIED[_trigger, "submitter_same"] = {"reviewer"}  # not a reviewer: whose member state does not matter
 DENIED["accept", "reviewer_who_reviewed"] = {"four_eyes"}
 DENIED["reject", "reviewer_who_reviewed"] = {"four_eyes"}
 
