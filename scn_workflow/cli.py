@@ -92,8 +92,9 @@ users_cli = AppGroup("users", help="User accounts.")
 @click.option("--role", required=True, type=click.Choice(["submitter", "reviewer", "operator", "admin"]))
 @click.option("--member-state", default=None, help="ISO code; required for submitters.")
 @click.option("--name", default=None, help="The name mails greet the person by.")
-@click.option("--language", default="en", show_default=True, type=click.Choice(["en", "id"]),
-              help="What the person reads: en (English) or id (Bahasa Indonesia).")
+@click.option("--language", default=None, type=click.Choice(["en", "id"]),
+              help="What the person reads: en (English) or id (Bahasa Indonesia); unset: the browser's language "
+                   "(mails in English).")
 def users_create(username, password, email, role, member_state, name, language):
     """Create a user (the first admin, for instance); the password has 12 characters or more and is not a
     common one."""

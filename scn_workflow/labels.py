@@ -274,17 +274,21 @@ def when(value, time: bool = True) -> str:
 
 
 def duration(value) -> str:
-    """A duration as words: "3 days", "5 hours" (seconds or a timedelta)."""
+    """A duration as words: "3 days", "7 days", "5 hours", "36 hours" (seconds or a timedelta).
+
+    In the largest unit that counts at least two of them (threshold 2): a week reads "7 days", not
+    Babel's "1 week", and a day and a half "36 hours", not a rounded "2 days"."""
     if value is None:
         return ""
     seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
-    return format_timedelta(timedelta(seconds=seconds), threshold=1.0, granularity="second")
+    return format_timedelta(timedelta(seconds=seconds), threshold=2, granularity="second")
 
 
 CATALOGUE = Path(__file__).resolve().parent / "translations" / "id" / "LC_MESSAGES" / "messages.po"
 
 # The words for values of a message's placeholders, by the placeholder's name.
-_LISTS = {"fields": field_label, "focus_areas": focus_area_label, "triggers": trigger_label, "states": state_label}
+_LISTS = {"fields": field_label, "focus_areas": focus_area_label, "triggers": trigger_label, "states": state_label,
+          "kinds": kind_label}
 _WORDS = {"member_state": member_state_name, "state": state_label, "trigger": trigger_label,
           "field": field_label, "focus_area": focus_area_label, "role": role_label, "kind": kind_label}
 
@@ -293,6 +297,8 @@ def _value(name: str, value, link):
     if isinstance(value, Sentences):
         parts = [say(sentence, link) for sentence in value]
         return Markup(" ").join(parts) if link is not None else " ".join(parts)
+    if isinstance(value, Text):  # a sentence inside a sentence ("{url} was not called: {reason}")
+        return say(value, link)
     if name in _LISTS:
         items = value.split(", ") if isinstance(value, str) else list(value)
         words = [_LISTS[name](item) for item in items]

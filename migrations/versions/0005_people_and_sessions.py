@@ -18,7 +18,8 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table('users', schema=None) as batch_op:
         batch_op.add_column(sa.Column('name', sa.String(length=120), nullable=True))
-        batch_op.add_column(sa.Column('language', sa.String(length=5), server_default='en', nullable=False))
+        # NULL: the person reads the language their browser asks for (Accept-Language), else English.
+        batch_op.add_column(sa.Column('language', sa.String(length=5), nullable=True))
         batch_op.add_column(sa.Column('mail_digest', sa.Boolean(), server_default=sa.false(), nullable=False))
         batch_op.add_column(sa.Column('must_change_password', sa.Boolean(), server_default=sa.false(),
                                       nullable=False))

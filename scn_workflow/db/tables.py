@@ -94,7 +94,7 @@ users = sa.Table(
     sa.Column("password_hash", sa.String(300), nullable=False),
     sa.Column("active", sa.Boolean, nullable=False, server_default=sa.true()),
     sa.Column("name", sa.String(120)),  # the display name mails greet
-    sa.Column("language", sa.String(5), nullable=False, server_default="en"),  # en or id
+    sa.Column("language", sa.String(5), nullable=True),  # en or id; NULL: the browser's Accept-Language
     sa.Column("mail_digest", sa.Boolean, nullable=False, server_default=sa.false()),  # one mail a day
     sa.Column("must_change_password", sa.Boolean, nullable=False, server_default=sa.false()),
 )

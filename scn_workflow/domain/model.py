@@ -68,7 +68,7 @@ class User:
     active: bool = True
     id: int | None = None
     name: str | None = None
-    language: str = "en"
+    language: str | None = None  # "en" or "id"; None: the browser's language
     mail_digest: bool = False
     must_change_password: bool = False
 
@@ -83,7 +83,7 @@ class Actor:
     username: str
     role: Role
     member_state: str | None = None
-    language: str = "en"  # what the person reads: "en" or "id"
+    language: str | None = None  # what the person reads: "en" or "id"; None: what their browser asks for
 
     @classmethod
     def of(cls, user: User) -> "Actor":

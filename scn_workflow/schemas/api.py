@@ -7,6 +7,7 @@ from marshmallow import Schema, fields, validate
 from scn_workflow.domain.workflow import STATES
 from scn_workflow.schemas.nominations import CheckOut, EventOut, NominationOut, Strict, StrictBoolean
 from scn_workflow.schemas.text import BoundedList, Email, Int32, Line, Moment, QueryInt, Text, Url
+from scn_workflow.schemas.wording import Worded
 from scn_workflow.services.webhooks import EVENT_NAMES
 
 
@@ -126,7 +127,7 @@ class AttachmentOut(Schema):
     size = fields.Integer()
 
 
-class AttachmentForm(Schema):
+class AttachmentForm(Worded):
     kind = Line(required=True, max_length=40, validate=validate.OneOf(["action_plan", "supporting_document"]))
 
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
-from scn_workflow.domain.errors import InvalidInput
+from scn_workflow.domain.errors import N_, InvalidInput
+from scn_workflow.domain.errors import Text as Sentence  # schemas.text's Text is the paragraphs field
 from scn_workflow.domain.reference import focus_areas
 from scn_workflow.domain.workflow import SPECS
 from scn_workflow.schemas.errors import capped, summary
 from scn_workflow.schemas.text import BoundedDict, BoundedList, Email, Int32, Int64, Line, Text
+from scn_workflow.schemas.wording import NOT_AN_OBJECT, Worded
 
 FOCUS_AREA = validate.OneOf(list(focus_areas()), error="Must be one of: {choices}.")
 MAX_PROJECTS = 50
@@ -24,7 +26,7 @@ class StrictBoolean(fields.Boolean):
         return value
 
 
-class Strict(Schema):
+class Strict(Worded):
     class Meta:
         unknown = RAISE
 
@@ -129,9 +131,10 @@ def load(schema: Schema, data, *, partial: bool = False) -> dict:
     """Validate input with `schema`; refuse with each field's messages (the first of them in the
     detail, with how many more there are)."""
     if not isinstance(data, dict):
-        raise InvalidInput("The body must be a JSON object.", {"_schema": ["Must be a JSON object."]})
+        raise InvalidInput(N_("The body must be a JSON object."), {"_schema": [NOT_AN_OBJECT]})
     try:
         return schema.load(data, partial=partial)
     except ValidationError as err:
         shown, total = capped(err.messages)
-        raise InvalidInput(f"The input is not valid: {summary(shown, total)}.", err.messages) from None
+        raise InvalidInput(Sentence(N_("The input is not valid: {summary}."), summary=summary(shown, total)),
+                           err.messages) from None

@@ -19,6 +19,9 @@ from datetime import datetime, timezone
 
 from marshmallow import ValidationError, fields, validate
 
+from scn_workflow.domain.errors import N_
+from scn_workflow.domain.errors import Text as Sentence  # `Text` here is the paragraphs field
+
 INT32_MAX = 2**31 - 1  # sa.Integer on PostgreSQL
 INT64_MAX = 2**63 - 1  # sa.BigInteger
 EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -30,10 +33,10 @@ _NOT_IN_A_LINE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _NOT_IN_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _ASCII_DIGITS = re.compile("[0-9]+")
 
-NUL_MESSAGE = "Must not contain a NUL character."
-SURROGATE_MESSAGE = "Must be valid Unicode text (it contains a lone surrogate)."
-LINE_MESSAGE = "Must be a single line without control characters (no line breaks or tabs)."
-TEXT_MESSAGE = "Must not contain control characters other than line breaks and tabs."
+NUL_MESSAGE = N_("Must not contain a NUL character.")
+SURROGATE_MESSAGE = N_("Must be valid Unicode text (it contains a lone surrogate).")
+LINE_MESSAGE = N_("Must be a single line without control characters (no line breaks or tabs).")
+TEXT_MESSAGE = N_("Must not contain control characters other than line breaks and tabs.")
 
 
 def text_problem(value: str, *, multiline: bool = False) -> str | None:
@@ -141,7 +144,8 @@ def form_number(value: str):
 
 
 def digits_message(minimum: int, maximum: int) -> str:
-    return f"Must be a whole number from {minimum} to {maximum}, written with the digits 0-9."
+    return Sentence(N_("Must be a whole number from {min} to {max}, written with the digits 0-9."),
+                    min=minimum, max=maximum)
 
 
 class QueryInt(fields.Integer):
@@ -172,12 +176,14 @@ class BoundedList(fields.List):
 
     def _deserialize(self, value, attr, data, **kwargs):
         if isinstance(value, (list, tuple)) and len(value) > self.max_length:
-            raise ValidationError(f"Must have at most {self.max_length} items; it has {len(value)}.")
+            raise ValidationError(Sentence(N_("Must have at most {max} items; it has {count}."),
+                                           max=self.max_length, count=len(value)))
         items = super()._deserialize(value, attr, data, **kwargs)
         if self.unique:
             repeated = sorted({str(item) for item in items if items.count(item) > 1})
             if repeated:
-                raise ValidationError(f"Each item may appear once; repeated: {', '.join(repeated[:5])}.")
+                raise ValidationError(Sentence(N_("Each item may appear once; repeated: {items}."),
+                                               items=", ".join(repeated[:5])))
         return items
 
 
@@ -191,7 +197,8 @@ class BoundedDict(fields.Dict):
 
     def _deserialize(self, value, attr, data, **kwargs):
         if isinstance(value, dict) and len(value) > self.max_length:
-            raise ValidationError(f"Must have at most {self.max_length} entries; it has {len(value)}.")
+            raise ValidationError(Sentence(N_("Must have at most {max} entries; it has {count}."),
+                                           max=self.max_length, count=len(value)))
         return super()._deserialize(value, attr, data, **kwargs)
 
 

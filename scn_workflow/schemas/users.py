@@ -5,13 +5,16 @@ from __future__ import annotations
 
 from marshmallow import Schema, ValidationError, fields, validate
 
+from scn_workflow.domain.errors import N_
+
 from scn_workflow.schemas.nominations import Strict, StrictBoolean
 from scn_workflow.schemas.text import Email, Line
 from scn_workflow.services.users import password_problems
 
-ROLE = validate.OneOf(["submitter", "reviewer", "operator", "admin"], error="Must be one of: {choices}.")
-LANGUAGE = validate.OneOf(["en", "id"], error="Must be en (English) or id (Bahasa Indonesia).")
-USERNAME = validate.Regexp(r"^[a-z0-9][a-z0-9._-]{1,79}$", error="2-80 lower-case letters, digits, . _ -")
+ROLE = validate.OneOf(["submitter", "reviewer", "operator", "admin"], error=N_("Must be one of: {choices}."))
+LANGUAGE = validate.OneOf(["en", "id"], error=N_("Must be en (English) or id (Bahasa Indonesia)."))
+USERNAME = validate.Regexp(r"^[a-z0-9][a-z0-9._-]{1,79}$",
+                           error=N_("Must be 2 to 80 characters: lower-case letters, digits, '.', '_' or '-'."))
 
 
 def strong_password(value: str) -> None:
@@ -29,7 +32,8 @@ class UserCreate(Strict):
     role = Line(required=True, max_length=20, validate=ROLE)
     member_state = Line(allow_none=True, max_length=2, min_length=2)
     name = Line(allow_none=True, max_length=120)
-    language = Line(max_length=2, validate=LANGUAGE, load_default="en")
+    language = Line(max_length=2, validate=LANGUAGE, allow_none=True, load_default=None,
+                    metadata={"description": "en or id; null (the default): the browser's Accept-Language"})
 
 
 class UserPatch(Strict):
@@ -40,7 +44,8 @@ class UserPatch(Strict):
     member_state = Line(allow_none=True, max_length=2, min_length=2)
     name = Line(allow_none=True, max_length=120)
     email = Email()
-    language = Line(max_length=2, validate=LANGUAGE)
+    language = Line(max_length=2, validate=LANGUAGE, allow_none=True,
+                    metadata={"description": "en or id; null: the browser's Accept-Language"})
     active = StrictBoolean()
     password = Line(load_only=True, max_length=200, validate=strong_password)
 
@@ -56,5 +61,5 @@ class UserOut(Schema):
     email = fields.String()
     role = fields.Function(_role)
     member_state = fields.String(allow_none=True)
-    language = fields.String()
+    language = fields.String(allow_none=True)
     active = fields.Boolean()

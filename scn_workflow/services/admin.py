@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from scn_workflow.domain.errors import Conflict, Forbidden, InvalidInput, NotFound, Violation
+from scn_workflow.domain.errors import N_, Conflict, Forbidden, InvalidInput, NotFound, Text, Violation
 from scn_workflow.domain.model import Actor, Cycle, LimitOverride, MemberState, Role
 from scn_workflow.services import Services
 from scn_workflow.services.destinations import Refused, check_secret
@@ -16,7 +16,11 @@ LEAD_AGENCY_FIELDS = ("lead_agency_name", "lead_agency_email", "lead_agency_webh
 
 def require_admin(actor: Actor) -> None:
     if actor.role is not Role.ADMIN:
-        raise Forbidden("Only an admin may do this.", [Violation("admin", "Only an admin may do this.")])
+        raise Forbidden(N_("Only an admin may do this."), [Violation("admin", N_("Only an admin may do this."))])
+
+
+def no_member_state(code: str) -> Text:
+    return Text(N_("No member state '{code}'."), code=code)
 
 
 def member_states(svc: Services) -> list[MemberState]:
@@ -34,10 +38,10 @@ def cycles(svc: Services) -> list[tuple[Cycle, list[LimitOverride]]]:
 def create_cycle(svc: Services, actor: Actor, data: dict) -> Cycle:
     require_admin(actor)
     if data["closes_at"] <= data["opens_at"]:
-        raise InvalidInput("The cycle is not valid.", {"closes_at": ["Must be after opens_at."]})
+        raise InvalidInput(N_("The cycle is not valid."), {"closes_at": [N_("Must be after the opening date.")]})
     with svc.uow() as uow:
         if uow.session.get(Cycle, data["code"]) is not None:
-            raise Conflict(f"A cycle {data['code']!r} already exists.")
+            raise Conflict(Text(N_("A cycle '{cycle}' already exists."), cycle=data["code"]))
         cycle = Cycle(**data)
         uow.session.add(cycle)
         uow.commit()
@@ -50,9 +54,9 @@ def set_override(svc: Services, actor: Actor, cycle_code: str, member_state: str
     require_admin(actor)
     with svc.uow() as uow:
         if uow.session.get(Cycle, cycle_code) is None:
-            raise NotFound(f"No cycle {cycle_code!r}.")
+            raise NotFound(Text(N_("No cycle '{cycle}'."), cycle=cycle_code))
         if uow.session.get(MemberState, member_state) is None:
-            raise NotFound(f"No member state {member_state!r}.")
+            raise NotFound(no_member_state(member_state))
         override = uow.session.get(LimitOverride, (cycle_code, member_state))
         if override is None:
             override = LimitOverride(cycle_code=cycle_code, member_state=member_state, limit=limit, reason=reason,
@@ -71,24 +75,24 @@ def update_member_state(svc: Services, actor: Actor, code: str, changes: dict) -
     require_admin(actor)
     unknown = [name for name in changes if name not in LEAD_AGENCY_FIELDS]
     if unknown:
-        raise InvalidInput("The change is not valid.", {name: ["Unknown field."] for name in unknown})
+        raise InvalidInput(N_("The change is not valid."), {name: [N_("No such field.")] for name in unknown})
     errors = {}
     url = changes.get("lead_agency_webhook_url")
     if url:
         try:
             destinations_of(svc).check(url)  # resolves the host: before the transaction opens
         except Refused as exc:
-            errors["lead_agency_webhook_url"] = [str(exc)]
+            errors["lead_agency_webhook_url"] = [exc.message]
     with svc.uow() as uow:
         state = uow.session.get(MemberState, code)
         if state is None:
-            raise NotFound(f"No member state {code!r}.")
+            raise NotFound(no_member_state(code))
         after = {name: changes.get(name, getattr(state, name)) for name in LEAD_AGENCY_FIELDS}
         secret_error = check_secret(after["lead_agency_webhook_url"], after["lead_agency_webhook_secret"])
         if secret_error and ("lead_agency_webhook_url" in changes or "lead_agency_webhook_secret" in changes):
             errors["lead_agency_webhook_secret"] = [secret_error]
         if errors:
-            raise InvalidInput("The lead agency's webhook is not valid.", errors)
+            raise InvalidInput(N_("The lead agency's webhook is not valid."), errors)
         for name, value in changes.items():
             setattr(state, name, value)
         uow.commit()

@@ -17,7 +17,7 @@ import unicodedata
 import sqlalchemy as sa
 
 from scn_workflow.db import tables as t
-from scn_workflow.domain.errors import InvalidInput, NotFound
+from scn_workflow.domain.errors import N_, InvalidInput, NotFound, Text
 from scn_workflow.domain.model import Actor
 from scn_workflow.services import Services
 from scn_workflow.services.nominations import (ATTACHMENT_COLUMNS, attachment_entry, load_draft_for_change,
@@ -36,8 +36,8 @@ ORPHAN_GRACE_S = 3600
 SWEEP_EVERY_S = 600.0  # how often beat (or the embedded worker) sweeps: a folder listing and a query
 NAME_LIMIT = 100  # characters of a stored file name before ".pdf"
 
-WHAT = "attach files"
-REFUSAL = "Files can be attached only while drafted; this nomination is {state}."
+FORBIDDEN = N_("Only a submitter of member state {member_state} may attach files.")
+REFUSAL = N_("Files can be attached only while drafted; this nomination is {state}.")
 
 
 def _folder(svc: Services) -> str:
@@ -68,7 +68,7 @@ def may_attach(svc: Services, actor: Actor, nomination_id: int, expected_version
     """Refuse as `add` would (404 not visible, 403 not the actor's, 422 not drafted, 412 stale) before
     the upload's body is read; `add` checks again in its own transaction."""
     with svc.uow(read_only=True) as uow:
-        load_draft_for_change(uow, actor, nomination_id, expected_version, WHAT, REFUSAL)
+        load_draft_for_change(uow, actor, nomination_id, expected_version, FORBIDDEN, REFUSAL)
 
 
 def _store(svc: Services, digest: str, content: bytes) -> None:
@@ -91,17 +91,18 @@ def add(svc: Services, actor: Actor, nomination_id: int, kind: str, filename: st
     """Attach a PDF to a drafted nomination of the actor's member state."""
     errors = {}
     if kind not in KINDS:
-        errors["kind"] = [f"Must be one of: {', '.join(KINDS)}."]
+        errors["kind"] = [Text(N_("Must be one of: {kinds}."), kinds=", ".join(KINDS))]
     if len(content) > MAX_BYTES:
-        errors["file"] = [f"The file is {len(content) // 1024} KiB; the limit is {MAX_BYTES // (1024 * 1024)} MiB."]
+        errors["file"] = [Text(N_("The file is {size} KiB; the limit is {limit} MiB."),
+                               size=len(content) // 1024, limit=MAX_BYTES // (1024 * 1024))]
     elif not is_pdf(content):
-        errors["file"] = ["Only PDF files are accepted (the content is not a PDF)."]
+        errors["file"] = [N_("Only PDF files are accepted (the content is not a PDF).")]
     if errors:
-        raise InvalidInput("The attachment is not valid.", errors)
+        raise InvalidInput(N_("The attachment is not valid."), errors)
     digest = hashlib.sha256(content).hexdigest()
     name = stored_name(filename)
     with svc.uow() as uow:
-        nomination = load_draft_for_change(uow, actor, nomination_id, expected_version, WHAT, REFUSAL)
+        nomination = load_draft_for_change(uow, actor, nomination_id, expected_version, FORBIDDEN, REFUSAL)
         # Written only once the nomination accepts it; a crash before the commit leaves an orphan
         # for the sweep, never a row without its file.
         _store(svc, digest, content)
@@ -136,10 +137,12 @@ def open_file(svc: Services, actor: Actor, nomination_id: int, attachment_id: in
             t.attachments.c.id == attachment_id, t.attachments.c.nomination_id == nomination_id)).one_or_none() \
             if valid_id(attachment_id) else None
     if row is None:
-        raise NotFound(f"No attachment {attachment_id} on nomination {nomination_id}.")
+        raise NotFound(Text(N_("No attachment {attachment} on nomination {id}."), attachment=str(attachment_id),
+                            id=str(nomination_id)))
     path = os.path.join(_folder(svc), row.content_hash)
     if not os.path.exists(path):
-        raise NotFound(f"The file of attachment {attachment_id} is missing from storage; tell an operator.")
+        raise NotFound(Text(N_("The file of attachment {attachment} is missing from storage; tell an operator."),
+                            attachment=str(attachment_id)))
     # Rows stored before names were cleaned are served under a clean name too.
     return path, {"filename": stored_name(row.filename), "size": row.size}
 

@@ -18,6 +18,8 @@ from urllib.parse import urlsplit
 
 import urllib3
 
+from scn_workflow.domain.errors import N_, Text
+
 # host, port -> the addresses (as text) a connection to them could reach
 Resolver = Callable[[str, int], list[str]]
 MIN_SECRET = 16
@@ -25,7 +27,11 @@ SCHEMES = {"http": 80, "https": 443}
 
 
 class Refused(Exception):
-    """The URL breaks the rule; the message says which part and why, in a whole sentence."""
+    """The URL breaks the rule; `message` says which part and why, in a whole sentence (a `Text`, to translate)."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
 
 
 def system_resolver(host: str, port: int) -> list[str]:
@@ -92,14 +98,14 @@ class Destinations:
             parts = urlsplit(url)
             port = parts.port
         except ValueError:
-            raise Refused("The URL is not valid.") from None
+            raise Refused(N_("The URL is not valid.")) from None
         if parts.scheme not in SCHEMES:
-            raise Refused("A webhook URL must start with https:// or http://.")
+            raise Refused(N_("A webhook URL must start with https:// or http://."))
         host = parts.hostname
         if not host:
-            raise Refused("A webhook URL must name a host.")
+            raise Refused(N_("A webhook URL must name a host."))
         if parts.username is not None or parts.password is not None:
-            raise Refused("A webhook URL must not carry a user name or password; the secret signs each call.")
+            raise Refused(N_("A webhook URL must not carry a user name or password; the secret signs each call."))
         port = port or SCHEMES[parts.scheme]
         literal = literal_address(host)
         if literal is not None:
@@ -108,17 +114,18 @@ class Destinations:
             try:
                 addresses = [ipaddress.ip_address(a.split("%")[0]) for a in self.resolve(host, port)]
             except (OSError, UnicodeError, ValueError):
-                raise Refused(f"The host {host} could not be resolved.") from None
+                raise Refused(Text(N_("The host {host} could not be resolved."), host=host)) from None
             if not addresses:
-                raise Refused(f"The host {host} could not be resolved.")
+                raise Refused(Text(N_("The host {host} could not be resolved."), host=host))
         for address in addresses:
             if self.allows(address):
                 continue
             if literal is not None:
-                raise Refused(f"The address {address} is not public: loopback, private, link-local, multicast "
-                              "and reserved addresses are refused.")
-            raise Refused(f"The host {host} resolves to {address}, which is not public: loopback, private, "
-                          "link-local, multicast and reserved addresses are refused.")
+                raise Refused(Text(N_("The address {address} is not public: loopback, private, link-local, "
+                                      "multicast and reserved addresses are refused."), address=str(address)))
+            raise Refused(Text(N_("The host {host} resolves to {address}, which is not public: loopback, private, "
+                                  "link-local, multicast and reserved addresses are refused."),
+                               host=host, address=str(address)))
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         return Target(parts.scheme, host, port, parts.netloc, path, tuple(str(a) for a in addresses))
 
@@ -126,7 +133,7 @@ class Destinations:
 def check_secret(url: str | None, secret: str | None) -> str | None:
     """Why a URL's secret is not enough, or None: a URL always comes with 16 characters or more."""
     if url and len(secret or "") < MIN_SECRET:
-        return f"A webhook URL needs a secret of at least {MIN_SECRET} characters."
+        return Text(N_("A webhook URL needs a secret of at least {count} characters."), count=MIN_SECRET)
     return None
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from scn_workflow.db import tables as t
-from scn_workflow.domain.errors import Conflict, Forbidden, NotFound, Violation
+from scn_workflow.domain.errors import N_, Conflict, Forbidden, NotFound, Text, Violation
 from scn_workflow.domain.model import Actor, Role
 from scn_workflow.services import Services, outbox
 
@@ -27,16 +27,20 @@ def list_failures(svc: Services, status: str | None = "open") -> list[dict]:
         return [dict(row) for row in uow.session.execute(stmt).mappings()]
 
 
+ALREADY = {"retried": N_("Failure {id} is already retried."), "discarded": N_("Failure {id} is already discarded.")}
+
+
 def _resolve(svc: Services, failure_id: int, actor: Actor, status: str) -> dict:
     if actor.role not in (Role.OPERATOR, Role.ADMIN, Role.SYSTEM):
-        raise Forbidden("Only an operator or an admin may retry or discard failures.",
-                        [Violation("operator", "Only an operator or an admin may do this.")])
+        raise Forbidden(N_("Only an operator or an admin may retry or discard failures."),
+                        [Violation("operator", N_("Only an operator or an admin may do this."))])
     with svc.uow() as uow:
         row = uow.session.execute(sa.select(t.failures).where(t.failures.c.id == failure_id)).mappings().one_or_none()
         if row is None:
-            raise NotFound(f"No failure {failure_id}.")
+            raise NotFound(Text(N_("No failure {id}."), id=str(failure_id)))
         if row["status"] != "open":
-            raise Conflict(f"Failure {failure_id} is already {row['status']}.")
+            raise Conflict(Text(ALREADY.get(row["status"], N_("Failure {id} is already resolved.")),
+                                id=str(failure_id)))
         resolved = {"status": status, "resolved_by": actor.username, "resolved_at": svc.clock()}
         uow.session.execute(sa.update(t.failures).where(t.failures.c.id == failure_id).values(**resolved))
         uow.commit()

@@ -9,7 +9,7 @@ from email.utils import formatdate
 import sqlalchemy as sa
 
 from scn_workflow.db import tables as t
-from scn_workflow.domain.errors import DomainError
+from scn_workflow.domain.errors import N_, DomainError, Text
 from scn_workflow.domain.model import SYSTEM, MemberState, Nomination
 from scn_workflow.services import Services, acknowledgements, dossier, mailer, nominations
 from scn_workflow.services.effects import Outcome, begin, record_effects, recorded, release
@@ -81,8 +81,9 @@ def _deliver(svc: Services, event_id: str, nomination: Nomination, agency: Membe
     if agency is None or not agency.has_lead_agency:
         # The same rule as hand_over's: without a name and a channel nothing is sent, since the
         # nomination could not be handed over after it anyway.
-        raise DeliveryFailed(f"No lead agency is set for member state {nomination.member_state}: the package "
-                             "goes only to a lead agency with a name and an email or a webhook.")
+        raise DeliveryFailed(Text(N_("No lead agency is set for member state {code}: the package goes only to a "
+                                     "lead agency with a name and an email or a webhook."),
+                                  code=nomination.member_state))
     channels = []
     if agency.lead_agency_webhook_url:
         channels.append(("webhook", agency.lead_agency_webhook_url))
@@ -107,7 +108,7 @@ def _deliver(svc: Services, event_id: str, nomination: Nomination, agency: Membe
         try:
             nominations.fire(svc, SYSTEM, nomination.id, "hand_over", current.version)
         except DomainError as exc:
-            raise DeliveryFailed(f"hand_over was refused: {exc.detail}") from None
+            raise DeliveryFailed(Text(N_("hand_over was refused: {reason}"), reason=exc.detail)) from None
 
 
 # Each header on one line, as in the notifications, up to RFC 5322's limit of 998 characters: the

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from scn_workflow.db import tables as t
-from scn_workflow.domain.errors import Conflict
+from scn_workflow.domain.errors import N_, Conflict
 from scn_workflow.services import Services
 
 IN_PROGRESS = 0
@@ -41,9 +41,9 @@ def reserve(svc: Services, username: str, key: str, digest: str):
     with svc.uow(read_only=True) as uow:
         row = uow.session.execute(sa.select(t.idempotency_keys).where(_key(username, key))).one()
     if row.request_hash != digest:
-        raise Conflict("This Idempotency-Key was already used for a different request.")
+        raise Conflict(N_("This Idempotency-Key was already used for a different request."))
     if row.status == IN_PROGRESS:
-        raise Conflict("A request with this Idempotency-Key is still in progress; retry shortly.")
+        raise Conflict(N_("A request with this Idempotency-Key is still in progress; retry shortly."))
     return row.status, row.body, row.location
 
 

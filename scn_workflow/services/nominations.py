@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from scn_workflow.db import tables as t
 from scn_workflow.db.uow import UnitOfWork
 from scn_workflow.domain import workflow
-from scn_workflow.domain.errors import (Forbidden, InvalidInput, NotFound, RuleViolation, StaleVersion,
+from scn_workflow.domain.errors import (N_, Forbidden, InvalidInput, NotFound, RuleViolation, StaleVersion, Text,
                                         UnknownTrigger, Violation)
 from scn_workflow.domain.model import (ACTIVE_STATES, Actor, Cycle, LimitOverride, MemberState,
                                        Nomination, Project, Role)
@@ -78,15 +78,17 @@ def load_visible(uow: UnitOfWork, actor: Actor, nomination_id, *, files: bool = 
     else:
         nomination = uow.session.get(Nomination, nomination_id)
     if nomination is None or not can_see(actor, nomination):
-        raise NotFound(f"No nomination {nomination_id} that you may see.")
+        raise NotFound(Text(N_("No nomination {id} that you may see."), id=str(nomination_id)))
     return nomination
 
 
 def _expect_version(nomination: Nomination, expected_version: int | None) -> None:
     if expected_version is not None and expected_version != nomination.version:
-        raise StaleVersion(f"The nomination is at version {nomination.version}, your change was based on "
-                           f"version {expected_version}; reload it and try again.",
-                           [Violation("current_version", f"The current version is {nomination.version}.")])
+        raise StaleVersion(Text(N_("The nomination is at version {version}, your change was based on version "
+                                   "{expected}; reload it and try again."),
+                                version=str(nomination.version), expected=str(expected_version)),
+                           [Violation("current_version", Text(N_("The current version is {version}."),
+                                                              version=str(nomination.version)))])
 
 
 def _check_content(data: dict) -> None:
@@ -95,14 +97,15 @@ def _check_content(data: dict) -> None:
     known = focus_areas()
     bad = [code for code in data.get("focus_areas") or [] if code not in known]
     if bad:
-        errors["focus_areas"] = [f"Unknown focus area(s): {', '.join(map(str, bad))}; "
-                                 f"use {', '.join(known)}."]
+        errors["focus_areas"] = [Text(N_("Unknown focus area(s): {codes}; use {focus_areas}."),
+                                      codes=", ".join(map(str, bad)), focus_areas=", ".join(known))]
     for index, project in enumerate(data.get("projects") or []):
         area = project.focus_area if isinstance(project, Project) else project.get("focus_area")
         if area not in known:
-            errors.setdefault("projects", {})[index] = {"focus_area": [f"Unknown focus area {area!r}."]}
+            errors.setdefault("projects", {})[index] = {"focus_area": [
+                Text(N_("Unknown focus area '{code}'."), code=str(area))]}
     if errors:
-        raise InvalidInput("The nomination is not valid.", errors)
+        raise InvalidInput(N_("The nomination is not valid."), errors)
 
 
 def _lock_member_state(uow: UnitOfWork, code: str) -> None:
@@ -155,22 +158,25 @@ def current_cycle(uow: UnitOfWork, now) -> Cycle | None:
 def create(svc: Services, actor: Actor, data: dict) -> Nomination:
     """Draft a new nomination for the actor's member state."""
     if actor.role is not Role.SUBMITTER:
-        raise Forbidden("Only a submitter of a member state may draft a nomination.",
-                        [Violation("submitter_of_member_state", "Only a submitter may draft a nomination.")])
+        raise Forbidden(N_("Only a submitter of a member state may draft a nomination."),
+                        [Violation("submitter_of_member_state", N_("Only a submitter may draft a nomination."))])
     data = dict(data)
     member_state = data.pop("member_state", None) or actor.member_state
     if member_state != actor.member_state:
-        raise Forbidden(f"A submitter of {actor.member_state} may not draft for {member_state}.",
+        raise Forbidden(Text(N_("A submitter of {member_state} may not draft for {other_member_state}."),
+                             member_state=actor.member_state, other_member_state=str(member_state)),
                         [Violation("submitter_of_member_state",
-                                   f"You may only draft nominations of {actor.member_state}.")])
+                                   Text(N_("You may only draft nominations of {member_state}."),
+                                        member_state=actor.member_state))])
     _check_content(data)
     now = svc.clock()
     with svc.uow() as uow:
         cycle_code = data.pop("cycle", None)
         cycle = uow.session.get(Cycle, cycle_code) if cycle_code else current_cycle(uow, now)
         if cycle is None:
-            raise InvalidInput("The nomination is not valid.", {
-                "cycle": [f"Unknown cycle {cycle_code!r}." if cycle_code else "No cycle is open; name one."]})
+            raise InvalidInput(N_("The nomination is not valid."), {
+                "cycle": [Text(N_("Unknown cycle '{cycle}'."), cycle=cycle_code) if cycle_code
+                          else N_("No cycle is open; name one.")]})
         _lock_member_state(uow, member_state)
         nomination = Nomination(member_state=member_state, cycle=cycle.code,
                                 reference=_next_reference(uow, cycle.code, member_state),
@@ -188,17 +194,19 @@ def _content(data: dict) -> dict:
 
 
 def load_draft_for_change(uow: UnitOfWork, actor: Actor, nomination_id: int, expected_version: int | None,
-                          what: str = "edit it",
-                          refusal: str = "Only a drafted nomination can be edited; this one is {state}.",
+                          forbidden: str = N_("Only a submitter of member state {member_state} may edit it."),
+                          refusal: str = N_("Only a drafted nomination can be edited; this one is {state}."),
                           files: bool = False) -> Nomination:
-    """A drafted nomination the actor (a submitter of its member state) may change, at the version expected."""
+    """A drafted nomination the actor (a submitter of its member state) may change, at the version expected.
+    `forbidden` and `refusal` are the marked sentences that refuse someone else, and a nomination no longer drafted."""
     nomination = load_visible(uow, actor, nomination_id, files=files)
     if actor.role is not Role.SUBMITTER or actor.member_state != nomination.member_state:
-        raise Forbidden(f"Only a submitter of member state {nomination.member_state} may {what}.",
-                        [Violation("submitter_of_member_state", "You may not change this nomination.")])
+        raise Forbidden(Text(forbidden, member_state=nomination.member_state),
+                        [Violation("submitter_of_member_state", N_("You may not change this nomination."))])
     if nomination.state != "drafted":
-        raise RuleViolation(refusal.format(state=nomination.state),
-                            [Violation("editable_only_when_drafted", f"The nomination is {nomination.state}.")])
+        raise RuleViolation(Text(refusal, state=nomination.state),
+                            [Violation("editable_only_when_drafted",
+                                       Text(N_("The nomination is {state}."), state=nomination.state))])
     _expect_version(nomination, expected_version)
     return nomination
 

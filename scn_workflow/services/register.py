@@ -8,7 +8,7 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from scn_workflow.db import tables as t
-from scn_workflow.domain.errors import NotFound
+from scn_workflow.domain.errors import N_, NotFound, Text
 from scn_workflow.domain.model import Nomination
 from scn_workflow.domain.rules import PUBLIC_STATES
 from scn_workflow.services import Services
@@ -48,7 +48,7 @@ def city(svc: Services, nomination_id) -> City:
     with svc.uow(read_only=True) as uow:
         n = uow.session.get(Nomination, nomination_id) if valid_id(nomination_id) else None
         if n is None or n.state not in PUBLIC_STATES:
-            raise NotFound(f"No accepted city {nomination_id}.")
+            raise NotFound(Text(N_("No accepted city {id}."), id=str(nomination_id)))
         found = City(n.id, n.reference, n.city_name, n.region, n.member_state, n.cycle, n.vision,
                      list(n.focus_areas), [p.title for p in n.projects], n.state, None)
     return replace(found, decided_at=decision_dates(svc, [found.id]).get(found.id))

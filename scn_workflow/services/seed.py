@@ -75,11 +75,11 @@ def _demo_users(svc: Services) -> int:
     count = 0
     for username, role, ms in wanted:
         if username not in existing:
-            # Demo accounts, named for what they are (no real person's name); all read English, and
-            # each person switches on their account page.
+            # Demo accounts, named for what they are (no real person's name); each reads the language
+            # its browser asks for (mails in English) until it chooses one on its account page.
             name = f"Demo {role.value} ({state_names[ms]})" if ms else f"Demo {role.value}"
             users.create_user(svc, username=username, password=DEMO_PASSWORD, email=f"{username}@scn-demo.example",
-                              role=role.value, member_state=ms, name=name, language="en")
+                              role=role.value, member_state=ms, name=name)
             count += 1
     return count
 

@@ -17,12 +17,12 @@ import sqlalchemy as sa
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from scn_workflow.db import tables as t
-from scn_workflow.domain.errors import N_, Conflict, Forbidden, InvalidInput, NotFound
+from scn_workflow.domain.errors import N_, Conflict, Forbidden, InvalidInput, NotFound, Text
 from scn_workflow.domain.model import Actor, MemberState, Role, User
 from scn_workflow.services import Services
 
 PASSWORD_MIN_LENGTH = 12
-LANGUAGES = ("en", "id")
+LANGUAGES = ("en", "id")  # or None: the person reads the language their browser asks for
 ROLES = ("submitter", "reviewer", "operator", "admin")
 CHANGEABLE = ("role", "member_state", "name", "email", "language", "active", "password")
 # A temporary password: 16 letters and digits that cannot be misread for one another (no 0/o, 1/l/i).
@@ -53,9 +53,9 @@ def password_problems(password: str | None) -> list[str]:
     password = password or ""
     found = []
     if len(password) < PASSWORD_MIN_LENGTH:
-        found.append(f"Must be at least {PASSWORD_MIN_LENGTH} characters.")
+        found.append(Text(N_("Must be at least {count} characters."), count=PASSWORD_MIN_LENGTH))
     if password.lower() in common_passwords():
-        found.append("This password is on the list of common passwords; choose another one.")
+        found.append(N_("This password is on the list of common passwords; choose another one."))
     return found
 
 
@@ -63,25 +63,32 @@ def _account_problems(role, member_state, name, language) -> dict:
     """The rules an account's role, member state, name and language must satisfy together."""
     errors = {}
     if role not in ROLES:
-        errors["role"] = ["Must be one of submitter, reviewer, operator, admin."]
+        errors["role"] = [N_("Must be one of submitter, reviewer, operator, admin.")]
     elif role == Role.SUBMITTER.value and not member_state:
-        errors["member_state"] = ["A submitter must belong to a member state."]
+        errors["member_state"] = [N_("A submitter must belong to a member state.")]
     elif role in (Role.OPERATOR.value, Role.ADMIN.value) and member_state:
-        errors["member_state"] = ["Only submitters and reviewers belong to a member state."]
-    if language not in LANGUAGES:
-        errors["language"] = ["Must be en (English) or id (Bahasa Indonesia)."]
+        errors["member_state"] = [N_("Only submitters and reviewers belong to a member state.")]
+    errors.update(_profile_problems(name, language))
+    return errors
+
+
+def _profile_problems(name, language) -> dict:
+    errors = {}
+    if language is not None and language not in LANGUAGES:
+        errors["language"] = [N_("Must be en (English) or id (Bahasa Indonesia).")]
     if name is not None and len(name) > 120:
-        errors["name"] = ["At most 120 characters."]
+        errors["name"] = [Text(N_("At most {count} characters."), count=120)]
     return errors
 
 
 def _check_member_state(uow, member_state: str | None) -> None:
     if member_state and uow.session.get(MemberState, member_state) is None:
-        raise InvalidInput("The user is not valid.", {"member_state": [f"Unknown member state {member_state!r}."]})
+        raise InvalidInput(N_("The user is not valid."), {"member_state": [
+            Text(N_("Unknown member state '{code}'."), code=member_state)]})
 
 
 def create_user(svc: Services, *, username: str, password: str, email: str, role: str,
-                member_state: str | None = None, name: str | None = None, language: str = "en",
+                member_state: str | None = None, name: str | None = None, language: str | None = None,
                 must_change_password: bool = False) -> User:
     """Create a user; a submitter must belong to a member state; the password must not be weak.
     With `must_change_password` the password is a temporary one, to be replaced at the first sign-in."""
@@ -91,11 +98,11 @@ def create_user(svc: Services, *, username: str, password: str, email: str, role
     if weak:
         errors["password"] = weak
     if errors:
-        raise InvalidInput("The user is not valid.", errors)
+        raise InvalidInput(N_("The user is not valid."), errors)
     with svc.uow() as uow:
         _check_member_state(uow, member_state)
         if uow.session.scalar(sa.select(User).where(User.username == username)) is not None:
-            raise Conflict(f"A user named {username!r} already exists.")
+            raise Conflict(Text(N_("A user named '{username}' already exists."), username=username))
         user = User(username=username, email=email, role=role, member_state=member_state, name=name,
                     language=language, password_hash=generate_password_hash(password),
                     must_change_password=must_change_password)
@@ -110,21 +117,21 @@ def update_user(svc: Services, admin: Actor, username: str, changes: dict) -> di
     A new password is a temporary one: the user must change it at the next sign-in. An admin may
     not deactivate themselves nor take away their own admin role (no admin could undo it)."""
     if admin.role is not Role.ADMIN:
-        raise Forbidden("Only admins manage users.")
+        raise Forbidden(N_("Only admins manage users."))
     unknown = set(changes) - set(CHANGEABLE)
     if unknown:
-        raise InvalidInput("The change is not valid.", {name: ["Unknown field."] for name in sorted(unknown)})
+        raise InvalidInput(N_("The change is not valid."), {name: [N_("No such field.")] for name in sorted(unknown)})
     if username == admin.username and (changes.get("active") is False
                                         or changes.get("role", Role.ADMIN.value) != Role.ADMIN.value):
-        raise Forbidden("An admin may not deactivate themselves or take away their own admin role.")
+        raise Forbidden(N_("An admin may not deactivate themselves or take away their own admin role."))
     if not re.fullmatch(r"[a-z0-9][a-z0-9._-]{1,79}", username):
-        raise NotFound(f"No user named {username!r}.")
+        raise NotFound(no_user(username))
     with svc.uow() as uow:
         kept = ("id", "role", "member_state", "name", "email", "language", "active")
         row = uow.session.execute(sa.select(*(t.users.c[c] for c in kept))
                                   .where(t.users.c.username == username)).one_or_none()
         if row is None:
-            raise NotFound(f"No user named {username!r}.")
+            raise NotFound(no_user(username))
         after = {**dict(zip(kept, row)), **{k: v for k, v in changes.items() if k != "password"}}
         if "role" in changes and changes["role"] in (Role.OPERATOR.value, Role.ADMIN.value) \
                 and "member_state" not in changes:
@@ -137,7 +144,7 @@ def update_user(svc: Services, admin: Actor, username: str, changes: dict) -> di
                 errors["password"] = weak
             values.update(password_hash=generate_password_hash(changes["password"]), must_change_password=True)
         if errors:
-            raise InvalidInput("The user is not valid.", errors)
+            raise InvalidInput(N_("The user is not valid."), errors)
         _check_member_state(uow, values["member_state"])
         uow.session.execute(sa.update(t.users).where(t.users.c.id == row.id).values(**values))
         now = svc.clock()
@@ -154,12 +161,13 @@ def change_own_password(svc: Services, username: str, current: str, new: str) ->
     """A person replaces their own password (the current one is asked again); their other web
     sessions end, their tokens stay."""
     if authenticate(svc, username, current) is None:
-        raise InvalidInput("The password was not changed.", {"current_password": ["The current password is wrong."]})
+        raise InvalidInput(N_("The password was not changed."),
+                           {"current_password": [N_("The current password is wrong.")]})
     weak = password_problems(new)
     if not weak and new == current:  # a temporary password must not stay, under any name
         weak = [N_("Choose a password other than the current one.")]
     if weak:
-        raise InvalidInput("The password was not changed.", {"password": weak})
+        raise InvalidInput(N_("The password was not changed."), {"password": weak})
     with svc.uow() as uow:
         user_id = uow.session.scalar(sa.select(t.users.c.id).where(t.users.c.username == username))
         uow.session.execute(sa.update(t.users).where(t.users.c.id == user_id).values(
@@ -186,7 +194,7 @@ def get_actor(svc: Services, username: str) -> Actor:
     with svc.uow(read_only=True) as uow:
         user = uow.session.scalar(sa.select(User).where(User.username == username, User.active.is_(True)))
         if user is None:
-            raise NotFound(f"No active user named {username!r}.")
+            raise NotFound(Text(N_("No active user named '{username}'."), username=username))
         return Actor.of(user)
 
 
@@ -210,8 +218,12 @@ def list_users(svc: Services) -> list:
         return list(uow.session.execute(sa.select(*(u[c] for c in USER_COLUMNS)).order_by(u.role, u.username)))
 
 
-def set_language(svc: Services, username: str, language: str) -> None:
-    """A person's own choice of language (the switcher on every page)."""
+def no_user(username: str) -> Text:
+    return Text(N_("No user named '{username}'."), username=username)
+
+
+def set_language(svc: Services, username: str, language: str | None) -> None:
+    """A person's own choice of language (the switcher on every page); None follows the browser."""
     with svc.uow() as uow:
         uow.session.execute(sa.update(User).where(User.username == username).values(language=language))
         uow.commit()
@@ -246,22 +258,19 @@ def get_user(svc: Services, username: str):
         row = uow.session.execute(sa.select(*(u[c] for c in PROFILE_COLUMNS))
                                   .where(u.username == username)).one_or_none()
     if row is None:
-        raise NotFound(f"No user named {username!r}.")
+        raise NotFound(no_user(username))
     return row
 
 
-def update_profile(svc: Services, username: str, *, name: str | None, language: str, mail_digest: bool) -> None:
-    """A person's own name, language and mail choice (a mail per event, or one daily digest)."""
-    errors = {}
-    if language not in LANGUAGES:
-        errors["language"] = ["Must be en (English) or id (Bahasa Indonesia)."]
-    if name is not None and len(name) > 120:
-        errors["name"] = ["At most 120 characters."]
+def update_profile(svc: Services, username: str, *, name: str | None, language: str | None,
+                   mail_digest: bool) -> None:
+    """A person's own name, language (None: the browser's) and mail choice (a mail per event, or one daily digest)."""
+    errors = _profile_problems(name, language)
     if errors:
-        raise InvalidInput("The profile is not valid.", errors)
+        raise InvalidInput(N_("The profile is not valid."), errors)
     with svc.uow() as uow:
         done = uow.session.execute(sa.update(t.users).where(t.users.c.username == username, t.users.c.active.is_(True))
                                    .values(name=name, language=language, mail_digest=bool(mail_digest))).rowcount
         if not done:
-            raise NotFound(f"No active user named {username!r}.")
+            raise NotFound(Text(N_("No active user named '{username}'."), username=username))
         uow.commit()

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 import urllib3
 
 from scn_workflow.db import tables as t
-from scn_workflow.domain.errors import Forbidden, InvalidInput, NotFound, Violation
+from scn_workflow.domain.errors import N_, Forbidden, InvalidInput, NotFound, Text, Violation
 from scn_workflow.domain.model import Actor, Role
 from scn_workflow.domain.workflow import EVENTS
 from scn_workflow.services import Services, destinations
@@ -41,20 +41,21 @@ def post(url: str, secret: str, event_name: str, event_id: str, body: bytes, tim
     DeliveryFailed otherwise (a redirect included: it is not followed). An empty secret is refused:
     a signature with an empty key proves nothing."""
     if len(secret or "") < destinations.MIN_SECRET:
-        raise DeliveryFailed(f"{url} was not called: it has no secret of {destinations.MIN_SECRET} characters "
-                             "or more to sign with.")
+        raise DeliveryFailed(Text(N_("{url} was not called: it has no secret of {count} characters or more to "
+                                     "sign with."), url=url, count=destinations.MIN_SECRET))
     headers = {"Content-Type": "application/json", "X-SCN-Signature": signature(secret, body),
                "X-SCN-Event": event_name, "Idempotency-Key": event_id, "User-Agent": "scn-workflow"}
     try:
         status = destinations.post(to, url, body, headers, timeout)
     except Refused as exc:
-        raise DeliveryFailed(f"{url} was not called: {exc}") from None
+        raise DeliveryFailed(Text(N_("{url} was not called: {reason}"), url=url, reason=exc.message)) from None
     except (urllib3.exceptions.HTTPError, OSError) as exc:
-        raise DeliveryFailed(f"{url} did not answer: {exc}") from None
+        raise DeliveryFailed(Text(N_("{url} did not answer: {reason}"), url=url, reason=str(exc))) from None
     if 300 <= status < 400:
-        raise DeliveryFailed(f"{url} answered {status}, a redirect, which is not followed.")
+        raise DeliveryFailed(Text(N_("{url} answered {status}, a redirect, which is not followed."),
+                                  url=url, status=str(status)))
     if not 200 <= status < 300:
-        raise DeliveryFailed(f"{url} answered {status}")
+        raise DeliveryFailed(Text(N_("{url} answered {status}"), url=url, status=str(status)))
     return status
 
 
@@ -73,20 +74,21 @@ def event_body(event) -> bytes:
 def subscribe(svc: Services, actor: Actor, url: str, secret: str, events: list[str]) -> int:
     """Register a subscription (admins); returns its id."""
     if actor.role not in (Role.ADMIN, Role.SYSTEM):
-        raise Forbidden("Only an admin may subscribe webhooks.", [Violation("admin", "Only an admin may do this.")])
+        raise Forbidden(N_("Only an admin may subscribe webhooks."),
+                        [Violation("admin", N_("Only an admin may do this."))])
     errors = {}
     try:
         destinations_of(svc).check(url)  # resolves the host: before any transaction opens
     except Refused as exc:
-        errors["url"] = [str(exc)]
+        errors["url"] = [exc.message]
     secret_error = destinations.check_secret(url, secret)
     if secret_error:
         errors["secret"] = [secret_error]
     unknown = [e for e in events if e not in EVENT_NAMES]
     if not events or unknown:
-        errors["events"] = [f"Name one or more of: {', '.join(EVENT_NAMES)}."]
+        errors["events"] = [Text(N_("Name one or more of: {events}."), events=", ".join(EVENT_NAMES))]
     if errors:
-        raise InvalidInput("The subscription is not valid.", errors)
+        raise InvalidInput(N_("The subscription is not valid."), errors)
     with svc.uow() as uow:
         new_id = uow.session.execute(sa.insert(t.webhooks).values(
             url=url, secret=secret, events=list(events), active=True, created_by=actor.username,
@@ -99,7 +101,7 @@ def unsubscribe(svc: Services, webhook_id: int) -> None:
     with svc.uow() as uow:
         if uow.session.execute(sa.update(t.webhooks).where(t.webhooks.c.id == webhook_id)
                                .values(active=False)).rowcount == 0:
-            raise NotFound(f"No webhook subscription {webhook_id}.")
+            raise NotFound(Text(N_("No webhook subscription {id}."), id=str(webhook_id)))
         uow.commit()
 
 

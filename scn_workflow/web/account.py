@@ -16,6 +16,7 @@ from scn_workflow.domain.errors import InvalidInput
 from scn_workflow.ratelimit import TooManySignIns, client_address, sign_in_limits
 from scn_workflow.schemas.users import UserPatch
 from scn_workflow.services import users, web_sessions
+from scn_workflow.web.i18n import browser_language
 from scn_workflow.web.session import current_user, login_required
 
 bp = Blueprint("account", __name__, url_prefix="/account")
@@ -28,12 +29,13 @@ MAIL_CHOICES = {"event": False, "digest": True}  # the form's value -> users.mai
 def profile():
     """Own name, language and mail choice."""
     me = users.get_user(svc(), current_user().username)
-    raw = {"name": me.name or "", "language": me.language, "mail": "digest" if me.mail_digest else "event"}
+    raw = {"name": me.name or "", "language": me.language or "", "mail": "digest" if me.mail_digest else "event"}
     errors, status = {}, 200
     if request.method == "POST":
         raw = {k: request.form.get(k, "").strip() for k in ("name", "language", "mail")}
         try:
-            data = UserPatch(only=("name", "language")).load({"name": raw["name"] or None, "language": raw["language"]})
+            data = UserPatch(only=("name", "language")).load({"name": raw["name"] or None,
+                                                              "language": raw["language"] or None})
         except ValidationError as err:
             data, errors = None, dict(err.messages)
         if raw["mail"] not in MAIL_CHOICES:
@@ -45,8 +47,11 @@ def profile():
             except InvalidInput as err:
                 errors = err.fields
         if not errors:
-            session["lang"] = data["language"]  # the switcher's memory agrees after signing out
-            with force_locale(data["language"]):  # said in the language chosen, as the next page is
+            if data["language"]:
+                session["lang"] = data["language"]  # the switcher's memory agrees after signing out
+            else:
+                session.pop("lang", None)  # the browser's language, signed in or out
+            with force_locale(data["language"] or browser_language()):  # said in the next page's language
                 flash(_("Your profile was saved."))
             return redirect(url_for("account.profile"))
         status = 422

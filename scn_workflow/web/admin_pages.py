@@ -41,7 +41,7 @@ def user_list():
         raw["must_change_password"] = request.form.get("must_change_password") == "on"
         data, errors = _load(UserCreate(), {**{k: v for k, v in raw.items() if k != "must_change_password"},
                                             "member_state": raw["member_state"] or None,
-                                            "name": raw["name"] or None, "language": raw["language"] or "en"})
+                                            "name": raw["name"] or None, "language": raw["language"] or None})
         if data is not None:
             try:
                 user = users.create_user(svc(), **data, must_change_password=raw["must_change_password"])
@@ -74,7 +74,7 @@ def user_edit(username):
         return _edit_page(username)
     raw = {k: request.form.get(k, "").strip() for k in EDITABLE}
     data, errors = _load(UserPatch(only=EDITABLE), {**raw, "member_state": raw["member_state"] or None,
-                                                    "name": raw["name"] or None})
+                                                    "name": raw["name"] or None, "language": raw["language"] or None})
     if data is not None:
         try:
             users.update_user(svc(), current_user(), username, data)

@@ -1,8 +1,8 @@
 """Languages: English and Bahasa Indonesia, with Flask-Babel.
 
-Pages speak the signed-in user's own language; a visitor gets the language chosen with the
-switcher (kept in the session), else the best match of the browser's Accept-Language, else
-English. The API follows Accept-Language only (problem titles and details). The catalogue is
+Pages speak the signed-in user's own language when they chose one (users.language; NULL follows
+the browser); otherwise the language chosen with the switcher (kept in the session), else the best
+match of the browser's Accept-Language, else English. The API follows Accept-Language only (problem titles and details). The catalogue is
 scn_workflow/translations/id/LC_MESSAGES/messages.po, compiled by the build (`make`), never committed
 as a binary.
 """
@@ -30,6 +30,11 @@ def select_locale() -> str:
             return user.language
         if session.get("lang") in LANGUAGES:
             return session["lang"]
+    return browser_language()
+
+
+def browser_language() -> str:
+    """The best match of the browser's Accept-Language, else English."""
     return request.accept_languages.best_match(LANGUAGES, DEFAULT)
 
 

@@ -57,13 +57,13 @@ def test_create_needs_a_city():
 def test_unknown_fields_are_refused_by_name():
     fields = refused(NominationContent(), valid_content(nickname="x", state="accepted"))
     assert set(fields) == {"nickname", "state"}
-    assert fields["nickname"] == ["Unknown field."]
+    assert fields["nickname"] == ["No such field."]
 
 
 def test_unknown_fields_inside_a_project_are_refused():
     project = {"title": "Placeholder project", "focus_area": "civic_social", "budget": 10}
     fields = refused(NominationContent(), valid_content(projects=[project]))
-    assert fields["projects"][0]["budget"] == ["Unknown field."]
+    assert fields["projects"][0]["budget"] == ["No such field."]
 
 
 @pytest.mark.parametrize("field, limit", [("city_name", 120), ("region", 120), ("csco_name", 120),
@@ -112,7 +112,7 @@ def test_a_focus_area_named_twice_is_refused():
 @pytest.mark.parametrize("population", ["12000", 1.5, 12000.0, True, [1], {"n": 1}])
 def test_a_population_that_is_not_an_integer_is_refused(population):
     fields = refused(NominationContent(), {"population": population})
-    assert fields == {"population": ["Not a valid integer."]}
+    assert fields == {"population": ["Must be a whole number."]}
 
 
 @pytest.mark.parametrize("population", [0, -5, 100_000_001])
@@ -172,7 +172,7 @@ def test_an_unknown_trigger_is_refused_with_the_choices():
 
 def test_a_transition_needs_a_trigger():
     assert refused(TransitionRequest(), {"comment": "Placeholder."}) == {
-        "trigger": ["Missing data for required field."]}
+        "trigger": ["This field is required."]}
 
 
 def test_an_over_long_comment_is_refused():
@@ -213,7 +213,7 @@ def test_an_assessment_refuses_bad_values(changes, field):
 def test_an_assessment_needs_every_part(missing):
     data = _assessment()
     del data[missing]
-    assert refused(AssessmentSchema(), data) == {missing: ["Missing data for required field."]}
+    assert refused(AssessmentSchema(), data) == {missing: ["This field is required."]}
 
 
 @pytest.mark.parametrize("assessment", [[], "good", 5])
