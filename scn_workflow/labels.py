@@ -372,6 +372,31 @@ def refusal(err: DomainError, link: str | None = None) -> str:
     return say(err.detail, link)
 
 
+def field_problems(fields: dict, link: str | None = None) -> str:
+    """A form's refusal as one line: each field by its label, then its messages ("PDF file: Only PDF
+    files are accepted ..."); with `link`, each label links to `link#field` (and the result is markup)."""
+    def leaves(value):
+        if isinstance(value, dict):
+            for inner in value.values():
+                yield from leaves(inner)
+        elif isinstance(value, (list, tuple)):
+            for inner in value:
+                yield from leaves(inner)
+        else:
+            yield value
+
+    parts = []
+    for name, messages in fields.items():
+        said = [say(m, link) for m in leaves(messages)]
+        if link is None:
+            parts.append(f"{field_label(name)}: {' '.join(said)}" if name != "_schema" else " ".join(said))
+        else:
+            text = Markup(" ").join(said)
+            parts.append(text if name == "_schema" else
+                         Markup('<a href="{}#{}">{}</a>: {}').format(link, name, field_label(name), text))
+    return Markup("; ").join(parts) if link is not None else "; ".join(parts)
+
+
 def field_messages(fields) -> dict | list | str:
     """An InvalidInput's (or marshmallow's) messages by field, each in the reader's language."""
     if isinstance(fields, dict):
@@ -383,7 +408,7 @@ def field_messages(fields) -> dict | list | str:
 
 FILTERS = {f.__name__: f for f in (state_label, trigger_label, focus_area_label, member_state_name, field_label,
                                    role_label, recommendation_label, kind_label, check_label, outcome_label,
-                                   event_label, number, when, duration, say)}
+                                   event_label, number, when, duration, say, field_problems)}
 
 
 def install(app) -> None:

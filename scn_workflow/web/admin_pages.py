@@ -16,7 +16,7 @@ from scn_workflow.schemas.users import UserCreate, UserPatch
 from scn_workflow.schemas.text import form_number
 from scn_workflow.services import admin, users
 from scn_workflow.web.errors import error_page
-from scn_workflow.web.labels import field_label, member_state_name, refusal, role_label, say
+from scn_workflow.web.labels import field_problems, member_state_name, refusal, role_label
 from scn_workflow.web.session import current_user, login_required
 
 bp = Blueprint("admin_pages", __name__, url_prefix="/admin")
@@ -162,8 +162,7 @@ def set_override(code):
     data, errors = _load(OverrideRequest(), {"limit": form_number(limit),
                                              "reason": request.form.get("reason", "").strip()})
     if data is None:
-        flash(_("Override not saved: %(problems)s", problems="; ".join(
-            f"{field_label(k)}: {' '.join(say(m) for m in v)}" for k, v in errors.items())), "error")
+        flash(_("Override not saved: %(problems)s", problems=field_problems(errors)), "error")
     else:
         try:
             admin.set_override(svc(), current_user(), code, request.form.get("member_state", ""), data["limit"],

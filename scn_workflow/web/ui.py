@@ -19,7 +19,7 @@ from scn_workflow.schemas.text import parse_int
 from scn_workflow.services import admin, attachments, exports, nominations, offers
 from scn_workflow.web.errors import error_page
 from scn_workflow.web.forms import assessment_input, nomination_input, validate_assessment, validate_nomination
-from scn_workflow.web.labels import member_state_name, refusal, say, state_label, trigger_label
+from scn_workflow.web.labels import field_problems, member_state_name, refusal, say, state_label, trigger_label
 from scn_workflow.web.session import current_user, login_required
 
 bp = Blueprint("ui", __name__)
@@ -345,7 +345,7 @@ def upload(nomination_id):
                                  upload_file.read(), _upload_version())
         flash(_("%(filename)s attached.", filename=stored["filename"]))
     except InvalidInput as err:
-        flash(" ".join(say(m) for msgs in err.fields.values() for m in msgs) or refusal(err), "error")
+        flash(field_problems(err.fields, link="") or refusal(err), "error")  # each label links to its field
     except DomainError as err:
         flash(refusal(err), "error")
     return redirect(url_for("ui.show_nomination", nomination_id=nomination_id))

@@ -629,7 +629,7 @@ def test_admins_create_users(api):
                                                "member_state": "VN"})
     assert response.status_code == 201
     assert response.get_json() == {"username": "submitter-vn", "name": None, "email": "submitter-vn@test.example",
-                                   "role": "submitter", "member_state": "VN", "language": "en", "active": True}
+                                   "role": "submitter", "member_state": "VN", "language": None, "active": True}
     assert api.post("tokens", json={"username": "submitter-vn", "password": "a-long-password"}).status_code == 201
     assert_problem(api.post("users", "root", json={"username": "submitter-vn", "password": "a-long-password",
                                                    "email": "x@test.example", "role": "submitter",
