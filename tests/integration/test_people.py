@@ -127,7 +127,7 @@ def test_a_refused_change_names_its_field_and_changes_nothing(live_server):
             assert f'value="{typed}"' in refused.text
     assert listed(live_server, username) == {
         "username": username, "name": "Kept Name", "email": f"{username}@test.example", "role": "submitter",
-        "member_state": "ID", "language": "en", "active": True}
+        "member_state": "ID", "language": None, "active": True}  # as created: no language chosen
 
     itself = post_form(admin, base, "/admin/users/admin", {"role": "reviewer", "member_state": "", "name": "",
                                                             "email": "admin@scn-demo.example", "language": "en"})
@@ -260,6 +260,28 @@ def test_the_account_page_changes_name_language_and_mail_choice(live_server):
     saved = post_form(browser, base, "/account", {"name": "Nama Baru", "language": "en", "mail": "event"})
     assert saved.status_code == 302
     assert '<html lang="en">' in browser.get(base + "/account", timeout=TIMEOUT).text
+
+
+def test_a_person_who_chose_no_language_reads_their_browsers(live_server):
+    """users.language NULL: the browser's Accept-Language, else English; the account page offers it."""
+    base = live_server.url
+    username = new_user(live_server)
+    assert listed(live_server, username)["language"] is None
+    browser, _ = browser_of(base, username)
+    assert '<html lang="en">' in browser.get(base + "/nominations", timeout=TIMEOUT).text
+    browser.headers["Accept-Language"] = "id-ID,id;q=0.9,en;q=0.5"
+    page = browser.get(base + "/account", timeout=TIMEOUT)
+    assert '<html lang="id">' in page.text
+    assert re.search(r'<option value=""\s+selected>Bahasa peramban', page.text), page.text[:3000]
+
+    post_form(browser, base, "/account", {"name": "", "language": "en", "mail": "event"})  # chosen: it wins
+    assert '<html lang="en">' in browser.get(base + "/nominations", timeout=TIMEOUT).text
+    saved = post_form(browser, base, "/account", {"name": "", "language": "", "mail": "event"})  # the browser's again
+    assert saved.status_code == 302
+    assert listed(live_server, username)["language"] is None
+    assert '<html lang="id">' in browser.get(base + "/nominations", timeout=TIMEOUT).text
+    browser.headers["Accept-Language"] = "fr"
+    assert '<html lang="en">' in browser.get(base + "/nominations", timeout=TIMEOUT).text
 
 
 def test_the_account_page_changes_the_password_with_the_current_one(live_server):
