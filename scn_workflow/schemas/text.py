@@ -21,6 +21,7 @@ from marshmallow import ValidationError, fields, validate
 
 from scn_workflow.domain.errors import N_
 from scn_workflow.domain.errors import Text as Sentence  # `Text` here is the paragraphs field
+from scn_workflow.schemas.wording import EMAIL_INVALID, URL_INVALID
 
 INT32_MAX = 2**31 - 1  # sa.Integer on PostgreSQL
 INT64_MAX = 2**63 - 1  # sa.BigInteger
@@ -88,6 +89,7 @@ class Email(fields.Email):
     """An e-mail address on one line, at most 254 characters (the column)."""
 
     def __init__(self, *, max_length: int = 254, **kwargs):
+        kwargs["error_messages"] = {"invalid": EMAIL_INVALID, **kwargs.get("error_messages", {})}
         super().__init__(**_with_rules(kwargs, max_length=max_length, min_length=None, multiline=False))
 
 
@@ -97,6 +99,7 @@ class Url(fields.Url):
     def __init__(self, *, max_length: int = 2000, **kwargs):
         kwargs.setdefault("schemes", {"http", "https"})
         kwargs.setdefault("require_tld", False)
+        kwargs["error_messages"] = {"invalid": URL_INVALID, **kwargs.get("error_messages", {})}
         super().__init__(**_with_rules(kwargs, max_length=max_length, min_length=None, multiline=False))
 
 

@@ -12,6 +12,9 @@ from marshmallow import Schema, fields
 from scn_workflow.domain.errors import N_
 
 UNKNOWN_FIELD = N_("No such field.")
+# Email and Url check with a validator made when the field is built, so their fields take these then.
+EMAIL_INVALID = N_("Must be an email address, such as name@example.org.")
+URL_INVALID = N_("Must be a web address that starts with https:// or http://.")
 NOT_AN_OBJECT = N_("Must be a JSON object.")
 
 # By the error's key, then (where the library's words depend on the field's type) by the field's class.
@@ -26,8 +29,8 @@ FIELD_WORDING = {
     "format": N_("Must be a date and time such as 2026-03-31T17:00:00+07:00."),
 }
 INVALID_WORDING = (  # "invalid" and "type", by the field's class (the first one it is an instance of)
-    (fields.Email, N_("Must be an email address, such as name@example.org.")),
-    (fields.Url, N_("Must be a web address that starts with https:// or http://.")),
+    (fields.Email, EMAIL_INVALID),
+    (fields.Url, URL_INVALID),
     (fields.Integer, N_("Must be a whole number.")),
     (fields.Number, N_("Must be a number.")),
     (fields.Boolean, N_("Must be true or false.")),

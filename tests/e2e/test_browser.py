@@ -76,7 +76,7 @@ def test_banyuwangi_from_draft_to_handover_without_javascript(site, new_page):
 
     # The error is next to the field; everything typed is still there.
     expect_text(submitter, "Please correct the fields marked below; nothing was saved yet.")
-    assert submitter.locator("#csco_email-error").inner_text() == "Not a valid email address."
+    assert submitter.locator("#csco_email-error").inner_text() == "Must be an email address, such as name@example.org."
     assert submitter.get_by_label("Email", exact=True).input_value() == "budi at banyuwangi"
     assert submitter.get_by_label("Vision statement").input_value().startswith("Smart Kampung")
     assert project(submitter, 2).get_by_label("Title").input_value() == "Clean rivers"

@@ -543,8 +543,8 @@ def test_validation_errors_sit_next_to_each_field_and_everything_typed_stays(sit
     assert "Please correct the fields marked below; nothing was saved yet." in page
     errors = errors_on(response)
     assert set(errors) == {"city_name", "population", "csco_email", "project-1-focus_area"}
-    assert errors["csco_email"] == "Not a valid email address."
-    assert errors["population"] == "Not a valid integer."
+    assert errors["csco_email"] == "Must be an email address, such as name@example.org."
+    assert errors["population"] == "Must be a whole number."
     assert errors["city_name"] == "Enter the name of the city."
     assert errors["project-1-focus_area"] == "Choose the focus area of this project."
     # every value is kept as typed
@@ -653,7 +653,7 @@ def test_only_a_draft_can_be_edited(site):
     assert "Only a draft can be edited; this nomination is submitted." in flashes(form)
     response = sub.post(f"/nominations/{n.id}/edit", nomination_form(version=str(n.version), vision="Late edit"))
     assert response.status_code == 422
-    assert "Only a drafted nomination can be edited; this one is submitted. Nothing was saved." in text(response)
+    assert "Only a drafted nomination can be edited; this one is Submitted. Nothing was saved." in text(response)
     assert field_value(response, "vision") == "Late edit"
     assert site.get(n.id).vision == "A test vision."
 
@@ -901,13 +901,14 @@ def test_uploads_that_are_not_pdf_or_too_large_are_refused_with_a_clear_message(
     n = site.draft()
     sub = site.visitor("sub-id")
     not_pdf = upload(sub, n, PNG, "plan.pdf")
-    assert "Only PDF files are accepted (the content is not a PDF)." in flashes(not_pdf)
+    # the refusal names the form's field by its label and links to it
+    assert '<a href="#file">PDF file</a>: Only PDF files are accepted (the content is not a PDF).' in flashes(not_pdf)
     renamed = upload(sub, n, b"%PDF-1.4 but cut short", "plan.pdf")
-    assert "Only PDF files are accepted (the content is not a PDF)." in flashes(renamed)
+    assert '<a href="#file">PDF file</a>: Only PDF files are accepted (the content is not a PDF).' in flashes(renamed)
 
     big = PDF[:-6] + b"\n" + b"0" * (attachments.MAX_BYTES + 1) + b"\n%%EOF\n"
     too_big = upload(sub, n, big)
-    assert f"The file is {len(big) // 1024} KiB; the limit is 8 MiB." in flashes(too_big)
+    assert f'<a href="#file">PDF file</a>: The file is {len(big) // 1024:,} KiB; the limit is 8 MiB.' in flashes(too_big)
 
     huge = sub.post(f"/nominations/{n.id}/attachments",
                     {"kind": "action_plan", "version": str(n.version),
@@ -918,9 +919,9 @@ def test_uploads_that_are_not_pdf_or_too_large_are_refused_with_a_clear_message(
 
     no_file = sub.post(f"/nominations/{n.id}/attachments", {"kind": "action_plan", "version": str(n.version)},
                        content_type="multipart/form-data", follow_redirects=True)
-    assert "Choose a PDF file to upload." in flashes(no_file)
+    assert '<a href="#file">PDF file</a>: Choose a PDF file to upload.' in flashes(no_file)
     bad_kind = upload(sub, n, PDF, kind="selfie")
-    assert "Must be one of: action_plan, supporting_document." in flashes(bad_kind)
+    assert '<a href="#kind">Kind</a>: Must be one of: Smart City Action Plan, Supporting document.' in flashes(bad_kind)
     stale = upload(sub, n, PDF, version=n.version + 5)
     assert any("reload it and try again" in m for m in flashes(stale))
 
@@ -936,7 +937,7 @@ def test_files_are_attached_only_while_drafted(site):
     page = sub.get(f"/nominations/{n.id}")
     assert 'enctype="multipart/form-data"' not in text(page)  # no upload form
     refused = upload(sub, n, PDF)
-    assert "Files can be attached only while drafted; this nomination is submitted." in flashes(refused)
+    assert "Files can be attached only while drafted; this nomination is Submitted." in flashes(refused)
     assert site.count(t.attachments) == 0
 
 
@@ -963,9 +964,9 @@ def test_the_review_desk_lists_submitted_nominations_whose_checks_finished(site)
     assert "Reviewed: awaiting accept or reject (four eyes) (1)" in page
     assert oldest.reference in page and thai.reference in page and reviewed.reference in page
     assert pending.reference not in page and "Medan" not in page
-    ready = page.split("Ready for review")[1].split("Reviewed:")[0]
+    ready = page.split("Ready for review (2)")[1].split("Reviewed: awaiting")[0]
     assert ready.index("Banyuwangi") < ready.index("Phuket")  # waiting longest first
-    assert "1 week" in ready and "1 day" in page  # durations in words
+    assert "7 days" in ready and "24 hours" in page  # durations in words, in the unit a person counts in
 
     newest = text(site.visitor("rev-ph").get("/review?sort=newest&state=submitted"))
     assert newest.index("Phuket") < newest.index("Banyuwangi")
@@ -985,7 +986,7 @@ def test_the_review_desk_lists_submitted_nominations_whose_checks_finished(site)
     # a page number that is not one is a 400 naming the parameter and its rule
     bad_page = site.visitor("rev-ph").get("/review?state=<b>&sort=sideways&page=-4")
     assert bad_page.status_code == 400 and bad_page.mimetype == "text/html"
-    assert "The parameter page is not valid: Must be a whole number from 1 to 100000" in text(bad_page)
+    assert "The parameter page is not valid: Must be a whole number from 1 to 100,000" in text(bad_page)
     assert "<b>" not in text(bad_page)
     # operators and admins may look at the desk too
     assert site.visitor("ops").get("/review").status_code == 200
@@ -1234,7 +1235,7 @@ def test_admin_manages_cycles_and_overrides_with_a_reason(site):
     assert field_value(bad, "code") == "ASCN 2027!" and field_value(bad, "opens_at") == "2027-01-01"
     backwards = admin.post("/admin/cycles", {"code": "ASCN-2027", "name": "2027", "opens_at": "2027-06-01",
                                              "closes_at": "2027-01-01", "limit_per_state": "3"})
-    assert backwards.status_code == 422 and errors_on(backwards)["closes_at"] == "Must be after opens_at."
+    assert backwards.status_code == 422 and errors_on(backwards)["closes_at"] == "Must be after the opening date."
     created = admin.post("/admin/cycles", {"code": "ASCN-2027", "name": "2027 call", "opens_at": "2027-01-01",
                                            "closes_at": "2028-01-01", "limit_per_state": "2",
                                            "requires_action_plan": "on"}, follow_redirects=True)
