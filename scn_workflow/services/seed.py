@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from scn_workflow.db import tables as t
 from scn_workflow.domain.model import SYSTEM, Actor, Cycle, LimitOverride, MemberState, Role, User
 from scn_workflow.domain.reference import ascn, focus_areas
-from scn_workflow.services import Services, checks, nominations, users
+from scn_workflow.services import Services, acknowledgements, checks, nominations, users
 
 DEMO_PASSWORD = "demo-password"
 REVIEWERS = (("reviewer-sg", "SG"), ("reviewer-ph", "PH"), ("reviewer", None))
@@ -154,6 +154,8 @@ def _walk(svc: Services, cycle: str, ms: str, city: str, target: str, start: dat
                 uow.commit()
         if has_agency:
             nominations.fire(timed, SYSTEM, n.id, "hand_over", None)
+            # The lead agency confirmed receipt, as it does through the link in the handover mail.
+            acknowledgements.acknowledge(timed, n.id, accepted, acknowledgements.VIA_LINK)
     with svc.uow() as uow:
         stamp = svc.clock()
         uow.session.execute(sa.update(t.outbox).where(t.outbox.c.nomination_id == n.id, t.outbox.c.published_at.is_(None))
