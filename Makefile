@@ -24,7 +24,7 @@ translations: $(CATALOGUES)  ## compile the catalogues (make run and make test d
 messages: $(BIN)/.installed  ## extract the strings people read and add the new ones to each catalogue, to translate
 	$(BIN)/pybabel extract --mapping-file babel.cfg --no-location --sort-output --omit-header \
 	  --keywords _l --keywords N_ --output-file scn_workflow/translations/messages.pot .
-	$(BIN)/pybabel update --ignore-obsolete --no-fuzzy-matching \
+	$(BIN)/pybabel update --ignore-obsolete --no-fuzzy-matching --width 120 \
 	  -i scn_workflow/translations/messages.pot -d scn_workflow/translations
 
 run: $(BIN)/.installed translations  ## migrate and seed the embedded SQLite database, then serve on $(HOST):$(PORT)

@@ -45,8 +45,6 @@ TRIGGERS = {  # the button labels; the same words as TriggerSpec.label
     "hand_over": N_("Hand over"),
 }
 
-COMMENT_PROMPTS = (N_("What needs revision"), N_("Reason for rejecting"))  # TriggerSpec.comment_prompt
-
 EVENTS = {  # a line of the timeline
     "nomination.created": N_("Draft created"),
     "nomination.updated": N_("Draft edited"),

@@ -11,7 +11,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from scn_workflow.api.auth import current_actor, etag, required_version
 from scn_workflow.api.docs import errors
 from scn_workflow.current import svc
-from scn_workflow.domain.errors import InvalidInput
+from scn_workflow.domain.errors import N_, InvalidInput
 from scn_workflow.domain.model import Actor, Nomination
 from scn_workflow.schemas.api import AttachmentForm, AttachmentOut, CheckList, EventList, ListQuery, NominationPage
 from scn_workflow.schemas.nominations import NominationContent, NominationCreate, NominationOut, TransitionRequest
@@ -102,9 +102,9 @@ def create_nomination(body):
     actor = current_actor()
     key = request.headers.get("Idempotency-Key")
     if key is not None:
-        problem = text_problem(key) or (None if 1 <= len(key) <= 200 else "Must be 1 to 200 characters.")
+        problem = text_problem(key) or (None if 1 <= len(key) <= 200 else N_("Must be 1 to 200 characters."))
         if problem:
-            raise InvalidInput("The Idempotency-Key header is not valid.", {"Idempotency-Key": [problem]})
+            raise InvalidInput(N_("The Idempotency-Key header is not valid."), {"Idempotency-Key": [problem]})
         digest = idempotency.request_hash(request.get_json(silent=True))
         stored = idempotency.reserve(svc(), actor.username, key, digest)
         if stored is not None:
@@ -211,7 +211,7 @@ def add_attachment(nomination_id):
                                     "nothing was stored.") from None
     problems = AttachmentForm().validate(request.form.to_dict())
     if upload is None:
-        problems["file"] = ["Missing file."]
+        problems["file"] = [N_("This field is required.")]
     if problems:
         raise InvalidInput("The attachment is not valid.", problems)
     content = upload.read(attachments.MAX_BYTES + 1)
