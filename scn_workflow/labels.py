@@ -20,6 +20,7 @@ from functools import cache
 from pathlib import Path
 
 from babel.messages.pofile import read_po
+from babel.support import Translations
 from flask_babel import format_date, format_datetime, format_decimal, format_timedelta, gettext
 from markupsafe import Markup, escape
 
@@ -282,7 +283,15 @@ def duration(value) -> str:
     return format_timedelta(timedelta(seconds=seconds), threshold=2, granularity="second")
 
 
-CATALOGUE = Path(__file__).resolve().parent / "translations" / "id" / "LC_MESSAGES" / "messages.po"
+TRANSLATIONS = Path(__file__).resolve().parent / "translations"
+CATALOGUE = TRANSLATIONS / "id" / "LC_MESSAGES" / "messages.po"
+
+
+@cache
+def catalogue(language: str) -> Translations:
+    """The compiled catalogue of `language`, for what is read outside a request (mails, the dossier):
+    English, or "id", falls back to the English text where a catalogue is missing."""
+    return Translations.load(str(TRANSLATIONS), [language])
 
 # The words for values of a message's placeholders, by the placeholder's name.
 _LISTS = {"fields": field_label, "focus_areas": focus_area_label, "triggers": trigger_label, "states": state_label,

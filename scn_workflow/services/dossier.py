@@ -22,11 +22,12 @@ from pathlib import Path
 import sqlalchemy as sa
 from babel.dates import format_date, format_datetime
 from babel.numbers import format_decimal
-from babel.support import NullTranslations, Translations
+from babel.support import NullTranslations
 from fontTools.ttLib import TTFont
 from fpdf import FPDF
 from fpdf.enums import XPos, YPos
 
+from scn_workflow import labels
 from scn_workflow.db import tables as t
 from scn_workflow.db.uow import UnitOfWork
 from scn_workflow.domain.audit import GENESIS
@@ -36,7 +37,6 @@ from scn_workflow.services import Services
 
 PACKAGE = Path(__file__).resolve().parent.parent
 FONTS = PACKAGE / "fonts"
-TRANSLATIONS = PACKAGE / "translations"
 LANGUAGES = ("en", "id")
 FONT = "DejaVu"
 MONO = "Courier"  # a core font: hashes and event ids are ASCII
@@ -52,11 +52,6 @@ def _(message: str, **values) -> str:
         return translated.format(**values) if values else translated
     except (KeyError, IndexError, ValueError):
         return message.format(**values) if values else message
-
-
-@functools.cache
-def _translations(language: str) -> NullTranslations:
-    return Translations.load(str(TRANSLATIONS), [language])
 
 
 @functools.cache
@@ -120,7 +115,7 @@ def build(source: Services | UnitOfWork, nomination_id: int, language: str = "en
 
 def render(facts: Facts, language: str, now: datetime) -> bytes:
     language = language if language in LANGUAGES else "en"
-    token = _catalogue.set(_translations(language))
+    token = _catalogue.set(labels.catalogue(language))
     try:
         pdf = _Pdf(facts, language, now)
         pdf.cover()

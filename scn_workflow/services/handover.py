@@ -8,10 +8,11 @@ from email.utils import formatdate
 
 import sqlalchemy as sa
 
+from scn_workflow import labels
 from scn_workflow.db import tables as t
 from scn_workflow.domain.errors import N_, DomainError, Text
 from scn_workflow.domain.model import SYSTEM, MemberState, Nomination
-from scn_workflow.services import Services, acknowledgements, dossier, mailer, nominations
+from scn_workflow.services import Services, acknowledgements, mailer, nominations
 from scn_workflow.services.effects import Outcome, begin, record_effects, recorded, release
 from scn_workflow.services.outbox import mark_done
 from scn_workflow.services.webhooks import DeliveryFailed, destinations_of, post, to_json
@@ -120,7 +121,10 @@ def _package_mail(svc, nomination, agency, event_id, body: bytes) -> EmailMessag
     message = EmailMessage(policy=_ONE_LINE_HEADERS)
     # Names are typed by people and may hold a line break (stored before input refused them):
     # a header carries them on one line, or the mail could never be sent.
-    message["Subject"] = mailer.one_line(f"[{nomination.reference}] Handover package: {nomination.city_name}")
+    language = agency.lead_agency_language or "en"
+    words = labels.catalogue(language)
+    message["Subject"] = mailer.one_line(f"[{nomination.reference}] " + words.gettext(
+        N_("Handover package: {city}")).format(city=nomination.city_name))
     message["From"] = svc.settings.mail_from
     message["To"] = agency.lead_agency_email
     message["Date"] = formatdate(localtime=False)
@@ -129,14 +133,22 @@ def _package_mail(svc, nomination, agency, event_id, body: bytes) -> EmailMessag
     message["Idempotency-Key"] = event_id
     plan = acknowledgements.action_plan(svc, nomination.id)
     acknowledge = acknowledgements.links(svc, nomination.id, event_id)["acknowledge"]
-    message.set_content(f"Dear {agency.lead_agency_name},\n\nThe ASEAN Smart Cities Network accepted "
-                        f"{nomination.city_name} ({nomination.reference}). Its handover package is attached: "
-                        "the dossier (PDF: the nomination, its assessment and scores, its checks, and its audit "
-                        "trail with hashes and how to verify them), "
-                        + ("the city's action plan (PDF), " if plan else "")
-                        + "and the same as machine-readable JSON.\n\n"
-                        f"Please acknowledge receipt here (no account needed; the link works for "
-                        f"{svc.settings.handover_link_days} days):\n{acknowledge}\n")
+    attached = (N_("The dossier (the nomination, its assessment and scores, its checks, and its audit trail with "
+                   "hashes and how to verify them), the city's action plan and the same as machine-readable JSON "
+                   "are attached.") if plan else
+                N_("The dossier (the nomination, its assessment and scores, its checks, and its audit trail with "
+                   "hashes and how to verify them) and the same as machine-readable JSON are attached."))
+    values = {"agency": agency.lead_agency_name, "city": nomination.city_name, "reference": nomination.reference,
+              "days": svc.settings.handover_link_days, "link": acknowledge}
+    message.set_content("\n\n".join(words.gettext(text).format(**values) for text in (
+        N_("Dear {agency},"),
+        N_("The ASEAN Smart Cities Network accepted {city} ({reference}) and hands it over to you."),
+        attached,
+        N_("Please acknowledge receipt here (no account is needed; the link works for {days} days):\n{link}"),
+    )) + "\n")
+    # Imported here: fpdf2 (with Pillow and fontTools) adds about 35 MB to a process, and only a handover
+    # or a dossier link needs it.
+    from scn_workflow.services import dossier
     message.add_attachment(dossier.build(svc, nomination.id, agency.lead_agency_language or "en"),
                            maintype="application", subtype="pdf", filename=f"{nomination.reference}-dossier.pdf")
     if plan:

@@ -9,7 +9,6 @@ from email.mime.text import MIMEText
 from email.utils import formatdate
 
 import functools
-from pathlib import Path
 from types import SimpleNamespace
 from typing import NamedTuple
 
@@ -27,13 +26,12 @@ from scn_workflow.services.effects import Outcome, begin, record_effects, releas
 from scn_workflow.services.outbox import mark_done
 
 _UNFOLDED = email.policy.compat32.clone(max_line_length=None)  # each header on one line, as receivers read it
-TRANSLATIONS = Path(__file__).resolve().parent.parent / "translations"
 
 
 @functools.cache
 def templates(language: str) -> tuple[jinja2.Environment, Translations]:
     """The mail templates in one language (English, or a catalogue of scn_workflow/translations)."""
-    translations = Translations.load(str(TRANSLATIONS), [language])
+    translations = labels.catalogue(language)
     env = jinja2.Environment(loader=jinja2.PackageLoader("scn_workflow", "templates/mail"),
                              autoescape=jinja2.select_autoescape(["html"]), undefined=jinja2.StrictUndefined,
                              trim_blocks=True, lstrip_blocks=True,

@@ -7,7 +7,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, abort, render_template
 
 from scn_workflow.current import svc
-from scn_workflow.services import acknowledgements, dossier
+from scn_workflow.services import acknowledgements
 from scn_workflow.services.acknowledgements import LinkExpired, LinkRefused
 
 bp = Blueprint("handover_pages", __name__, url_prefix="/handover")
@@ -45,6 +45,7 @@ def _pdf(content: bytes, filename: str) -> Response:
 @bp.get("/<token>/dossier.pdf")
 def dossier_pdf(token):
     handover, about = _open(token)
+    from scn_workflow.services import dossier  # fpdf2 is loaded only where a dossier is drawn (handover.py says why)
     return _pdf(dossier.build(svc(), handover.nomination_id, about.language), f"{about.reference}-dossier.pdf")
 
 

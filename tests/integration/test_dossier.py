@@ -159,6 +159,21 @@ def test_without_an_action_plan_the_mail_carries_the_dossier_and_the_json(app):
         f"{n.reference}-dossier.pdf", f"{n.reference}-handover.json"]
 
 
+def test_the_mail_to_the_lead_agency_is_in_its_language(app):
+    svc, sink = app.extensions["scn"], app.extensions["sink"]
+    w = build_world(svc)
+    with svc.engine.begin() as c:
+        c.execute(sa.update(t.member_states).where(t.member_states.c.code == "ID").values(lead_agency_language="id"))
+    n, accepted_id = accepted(svc, w)
+    assert handover.deliver(svc, accepted_id) == "done"
+    [mail] = sink.received()
+    assert mail["Subject"] == f"[{n.reference}] Paket serah terima: Banyuwangi"
+    body = plain_text(mail)
+    assert body.startswith("Yth. ") and "Jejaring Kota Cerdas ASEAN telah menerima Banyuwangi" in body
+    assert "rencana aksi kota" in body and "Dear" not in body
+    assert re.search(r"http://scn\.test/handover/\S+/acknowledge", body)
+
+
 def test_the_webhooks_links_open_both_pdfs_and_its_2xx_is_the_acknowledgement(app, webhook_receiver):
     svc = app.extensions["scn"]
     w = build_world(svc)

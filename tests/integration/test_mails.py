@@ -13,13 +13,12 @@ from urllib.parse import urlsplit
 
 import pytest
 import sqlalchemy as sa
-from babel.support import Translations
 
+from scn_workflow import labels
 from scn_workflow.app import create_app
 from scn_workflow.db import tables as t
 from scn_workflow.domain.workflow import EVENTS, NEXT_FOR, WAITING_NEXT, Audience
 from scn_workflow.services import alerts, digest, nominations
-from scn_workflow.services.notifications import TRANSLATIONS
 from scn_workflow.services.reactions import HANDLERS
 from tests.api_support import sign_in
 from tests.conftest import ASSESSMENT, build_world, complete_draft, make_services
@@ -29,7 +28,7 @@ BASE = "https://scn.test"
 PEOPLE = {"sub-id": ("Siti Rahmawati", "id"), "sub-id2": ("Budi Santoso", "en"), "sub-th": ("Somchai Prasert", "en"),
           "rev-sg": ("Tan Wei Ling", "en"), "rev-ph": ("Maria Santos", "en"), "rev-id": ("Dewi Lestari", "en"),
           "ops": ("Omar Operator", "en"), "root": (None, "en")}
-ID = Translations.load(str(TRANSLATIONS), ["id"])
+ID = labels.catalogue("id")
 
 
 def words(language: str, text: str) -> str:
