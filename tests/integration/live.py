@@ -22,6 +22,15 @@ from tests.harness import Gunicorn, create_database, drop_database, worker_env
 TIMEOUT = 30
 
 
+def http_session() -> requests.Session:
+    """A requests session that opens a connection for each request: gunicorn closes a kept-alive
+    connection after two idle seconds, and a request sent on it at that moment is lost
+    (RemoteDisconnected) although the server never saw it."""
+    session = requests.Session()
+    session.headers["Connection"] = "close"
+    return session
+
+
 def csrf_of(html: str) -> str:
     """The CSRF token of the first form of a page ("" when it has none)."""
     found = re.search(r'name="csrf_token" value="([^"]+)"', html)
@@ -32,7 +41,7 @@ class Browser:
     """A signed-in browser: a requests session that carries the page's CSRF token with each form."""
 
     def __init__(self, server: "LiveServer", username: str, password: str = DEMO_PASSWORD):
-        self.server, self.session = server, requests.Session()
+        self.server, self.session = server, http_session()
         page = self.session.get(server.url + "/login", timeout=TIMEOUT)
         answer = self.session.post(server.url + "/login", timeout=TIMEOUT, allow_redirects=False, data={
             "username": username, "password": password, "csrf_token": csrf_of(page.text)})
@@ -66,7 +75,7 @@ class LiveServer:
 
     def api(self, username: str, password: str = DEMO_PASSWORD) -> requests.Session:
         """A session whose requests carry a bearer token of `username`."""
-        session = requests.Session()
+        session = http_session()
         session.headers["Authorization"] = "Bearer " + self.token(username, password)
         return session
 

@@ -14,6 +14,7 @@ import pytest
 import requests
 
 from scn_workflow.services.seed import DEMO_PASSWORD
+from tests.integration import live
 from tests.integration.live import Browser, csrf_of, live_server, start_live_server  # noqa: F401
 
 TIMEOUT = 30
@@ -254,7 +255,7 @@ def test_nul_in_the_token_request_is_refused(live_server, field):
 
 @pytest.mark.parametrize("field", ["username", "password"])
 def test_nul_in_the_sign_in_form_is_refused(live_server, field):
-    session = requests.Session()
+    session = live.http_session()
     page = session.get(live_server.url + "/login", timeout=TIMEOUT)
     data = {"username": "submitter-id", "password": DEMO_PASSWORD, "csrf_token": csrf_of(page.text)}
     data[field] = "\x00" + data[field]
@@ -263,7 +264,7 @@ def test_nul_in_the_sign_in_form_is_refused(live_server, field):
 
 
 def test_a_csrf_token_with_other_characters_is_refused(live_server):
-    session = requests.Session()
+    session = live.http_session()
     session.get(live_server.url + "/login", timeout=TIMEOUT)
     response = session.post(live_server.url + "/login", timeout=TIMEOUT, allow_redirects=False,
                             data={"username": "submitter-id", "password": DEMO_PASSWORD, "csrf_token": "é"})

@@ -12,6 +12,7 @@ import requests
 
 from scn_workflow.services import users
 from scn_workflow.services.seed import DEMO_PASSWORD
+from tests.integration import live
 from tests.integration.live import live_server  # noqa: F401
 
 TIMEOUT = 10
@@ -26,7 +27,7 @@ def _csrf(page: requests.Response) -> str:
 
 def browser_of(base: str, username: str, password: str = DEMO_PASSWORD) -> tuple[requests.Session, requests.Response]:
     """A browser that went through the sign-in form, and the form's answer (a redirect)."""
-    browser = requests.Session()
+    browser = live.http_session()
     form = browser.get(base + "/login", timeout=TIMEOUT)
     answer = browser.post(base + "/login", data={"username": username, "password": password, "csrf_token": _csrf(form)},
                           allow_redirects=False, timeout=TIMEOUT)

@@ -15,6 +15,7 @@ import requests
 
 from scn_workflow.services.seed import DEMO_PASSWORD
 from tests.harness import RedisServer
+from tests.integration import live
 from tests.integration.live import live_server, start_live_server  # noqa: F401
 
 TIMEOUT = 10
@@ -29,7 +30,7 @@ def _csrf(page: requests.Response) -> str:
 
 def sign_in(base: str, username: str, password: str = DEMO_PASSWORD, headers: dict | None = None) -> requests.Session:
     """A browser: the sign-in form, signed in (its cookie in the session)."""
-    browser = requests.Session()
+    browser = live.http_session()
     browser.headers.update(headers or {})
     form = browser.get(base + "/login", timeout=TIMEOUT)
     answer = browser.post(base + "/login", data={"username": username, "password": password, "csrf_token": _csrf(form)},
@@ -47,7 +48,7 @@ def signed_in(browser: requests.Session, base: str) -> bool:
 
 def replay(cookies, base: str) -> bool:
     """A stranger's browser with a copied cookie."""
-    stranger = requests.Session()
+    stranger = live.http_session()
     stranger.cookies.update(cookies)
     return signed_in(stranger, base)
 

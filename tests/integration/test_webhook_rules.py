@@ -38,6 +38,7 @@ from scn_workflow.services.seed import DEMO_PASSWORD
 from scn_workflow.services.webhooks import DeliveryFailed
 from tests.conftest import ASSESSMENT, LOOPBACK, build_world, complete_draft, make_services
 from tests.harness import MailSink, WebhookReceiver
+from tests.integration import live
 from tests.integration.live import csrf_of, live_server, start_live_server  # noqa: F401
 
 TIMEOUT = 30
@@ -159,7 +160,7 @@ def test_a_webhook_url_without_a_secret_of_16_characters_is_refused(strict, secr
 
 
 def test_the_admin_page_shows_the_rule_next_to_the_url_field(strict):
-    browser = requests.Session()
+    browser = live.http_session()
     page = browser.get(strict.url + "/login", timeout=TIMEOUT)
     signed_in = browser.post(strict.url + "/login", timeout=TIMEOUT, allow_redirects=False, data={
         "username": "admin", "password": DEMO_PASSWORD, "csrf_token": csrf_of(page.text)})
