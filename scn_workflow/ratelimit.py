@@ -1,6 +1,7 @@
 """Limits on failed sign-ins (the sign-in form and POST /api/v1/tokens), shared by every process.
 
-Flask-Limiter keeps the counts in its storage: Redis when SCN_RATELIMIT_STORAGE_URL or a
+The `limits` library (the one beneath Flask-Limiter; its request hooks would cost every request
+for limits this service applies only to sign-ins) keeps the counts in its storage: Redis when SCN_RATELIMIT_STORAGE_URL or a
 redis:// SCN_BROKER_URL names one (every process and machine counts together), else memory (one
 process; development). Only failures count; each is counted three ways, and a sign-in is refused
 (429 with Retry-After, before the password is checked) when
@@ -27,10 +28,10 @@ import logging
 import math
 import time
 
-from flask import Flask, current_app
-from flask_limiter import Limiter
-from flask_limiter.util import get_remote_address
+from flask import Flask, current_app, request
 from limits import RateLimitItem, parse
+from limits.storage import storage_from_string
+from limits.strategies import MovingWindowRateLimiter
 from werkzeug.exceptions import TooManyRequests
 
 FAILURES_PER_ADDRESS = parse("20 per 10 minutes")
@@ -47,10 +48,10 @@ class TooManySignIns(TooManyRequests):
 
 
 class SignInLimits:
-    """The three counts of the module's note, in a Flask-Limiter storage."""
+    """The three counts of the module's note, in a `limits` storage."""
 
-    def __init__(self, limiter: Limiter):
-        self.limiter = limiter
+    def __init__(self, strategy: MovingWindowRateLimiter):
+        self.strategy = strategy
 
     @staticmethod
     def _keys(address: str, username: str) -> dict[RateLimitItem, tuple[str, ...]]:
@@ -61,12 +62,12 @@ class SignInLimits:
                 FAILURES_PER_ACCOUNT: ("scn-sign-in", account)}
 
     def _wait(self, item: RateLimitItem, keys: tuple[str, ...]) -> int:
-        reset_at = self.limiter.limiter.get_window_stats(item, *keys).reset_time
+        reset_at = self.strategy.get_window_stats(item, *keys).reset_time
         return max(1, math.ceil(reset_at - time.time()))
 
     def check(self, address: str, username: str) -> None:
         """Raise TooManySignIns when a sign-in from `address` as `username` must wait."""
-        keys, strategy = self._keys(address, username), self.limiter.limiter
+        keys, strategy = self._keys(address, username), self.strategy
         try:
             waits = [self._wait(item, keys[item]) for item in (FAILURES_PER_ADDRESS, FAILURES_PER_ACCOUNT_AT_ADDRESS)
                      if not strategy.test(item, *keys[item])]
@@ -86,7 +87,7 @@ class SignInLimits:
         """Count one failed sign-in."""
         try:
             for item, keys in self._keys(address, username).items():
-                self.limiter.limiter.hit(item, *keys)
+                self.strategy.hit(item, *keys)
         except Exception:  # noqa: BLE001 - as in check
             log.exception("The sign-in limits' storage failed; this failure is not counted.")
 
@@ -106,16 +107,15 @@ def storage_uri(settings) -> str:
 
 
 def init_app(app: Flask, settings) -> None:
-    """One limiter per app (two apps in one process, as in tests, keep their own counts)."""
-    limiter = Limiter(get_remote_address, storage_uri=storage_uri(settings), strategy="moving-window",
-                      key_prefix="scn", storage_options=STORAGE_TIMEOUTS)
-    limiter.init_app(app)
-    app.extensions["scn_sign_in_limits"] = SignInLimits(limiter)
+    """One storage per app (two apps in one process, as in tests, keep their own counts)."""
+    storage = storage_from_string(storage_uri(settings), **STORAGE_TIMEOUTS)
+    app.extensions["scn_sign_in_limits"] = SignInLimits(MovingWindowRateLimiter(storage))
 
 
 def client_address() -> str:
-    """The client's address (behind SCN_TRUSTED_PROXIES proxies, the one they report)."""
-    return get_remote_address()
+    """The client's address (behind SCN_TRUSTED_PROXIES proxies, the one they report: ProxyFix
+    sets remote_addr)."""
+    return request.remote_addr or "127.0.0.1"
 
 
 def sign_in_limits() -> SignInLimits:
