@@ -74,7 +74,7 @@ class Settings:
             redeliver_after_s=_float(env, "SCN_REDELIVER_AFTER_S", 60.0),
             base_url=(env.get("SCN_BASE_URL") or DEFAULT_BASE_URL).rstrip("/"),
             webhook_allowed_networks=_networks(env, "SCN_WEBHOOK_ALLOWED_NETWORKS"),
-            trusted_proxies=_count(env, "SCN_TRUSTED_PROXIES", 0),
+            trusted_proxies=_whole(env, "SCN_TRUSTED_PROXIES", 0, minimum=0),
             ratelimit_storage_url=env.get("SCN_RATELIMIT_STORAGE_URL") or None,
             sweep_interval_s=_float(env, "SCN_SWEEP_INTERVAL_S", 5.0),
             sweep_batch=_whole(env, "SCN_SWEEP_BATCH", 500),
@@ -120,21 +120,12 @@ def _float(env, name: str, default: float) -> float:
     return value
 
 
-def _whole(env, name: str, default: int) -> int:
+def _whole(env, name: str, default: int, minimum: int = 1) -> int:
     raw = env.get(name)
     if not raw:
         return default
-    if not (raw.isascii() and raw.isdigit()) or int(raw) < 1:
-        raise ValueError(f"{name} must be a whole number of 1 or more, not {raw!r}")
-    return int(raw)
-
-
-def _count(env, name: str, default: int) -> int:
-    raw = env.get(name)
-    if not raw:
-        return default
-    if not (raw.isascii() and raw.isdigit()):
-        raise ValueError(f"{name} must be a whole number of 0 or more, not {raw!r}")
+    if not (raw.isascii() and raw.isdigit()) or int(raw) < minimum:
+        raise ValueError(f"{name} must be a whole number of {minimum} or more, not {raw!r}")
     return int(raw)
 
 

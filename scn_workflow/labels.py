@@ -194,11 +194,15 @@ HTTP_ERRORS = (  # werkzeug's names and descriptions of the errors pages and the
 )
 
 
-def _word(table: dict, code) -> str:
+def _word(table: dict, code, translations=None) -> str:
+    """The word for `code` in the request's language, or in `translations` (a catalogue, for what is
+    read outside a request: mails, the dossier)."""
     if code is None or code == "":
         return ""
     word = table.get(code)
-    return gettext(word) if word else str(code)
+    if not word:
+        return str(code)
+    return translations.gettext(word) if translations is not None else gettext(word)
 
 
 def state_label(code) -> str:
@@ -213,8 +217,8 @@ def focus_area_label(code) -> str:
     return _word(FOCUS_AREAS, code)
 
 
-def member_state_name(code) -> str:
-    return _word(MEMBER_STATES, code)
+def member_state_name(code, translations=None) -> str:
+    return _word(MEMBER_STATES, code, translations)
 
 
 def field_label(name) -> str:
@@ -252,11 +256,11 @@ def event_label(event) -> str:
     return _word(EVENTS, field("name"))
 
 
-def event_sentence(event_name: str, nomination) -> str:
-    """The sentence a mail opens with, in the current language."""
-    template = EVENT_SENTENCES.get(event_name, N_("Nomination {reference} ({city}, {member_state}) changed."))
-    return gettext(template).format(reference=nomination.reference, city=nomination.city_name,
-                                    member_state=member_state_name(nomination.member_state))
+def event_sentence(event_name: str, nomination, translations) -> str:
+    """What happened to which nomination, as a whole sentence in the language of `translations`."""
+    return translations.gettext(EVENT_SENTENCES[event_name]).format(
+        reference=nomination.reference, city=nomination.city_name,
+        member_state=member_state_name(nomination.member_state, translations))
 
 
 def number(value) -> str:

@@ -35,6 +35,11 @@ def cycles(svc: Services) -> list[tuple[Cycle, list[LimitOverride]]]:
     return [(c, [o for o in overrides if o.cycle_code == c.code]) for c in found]
 
 
+def cycle(svc: Services, code: str) -> Cycle | None:
+    with svc.uow(read_only=True) as uow:
+        return uow.session.get(Cycle, code)
+
+
 def create_cycle(svc: Services, actor: Actor, data: dict) -> Cycle:
     require_admin(actor)
     if data["closes_at"] <= data["opens_at"]:

@@ -25,8 +25,7 @@ from scn_workflow.domain.workflow import EVENTS, WAITING_NEXT, Audience
 from scn_workflow.services import Services, mailer, ops
 from scn_workflow.services.effects import begin, record_effects, release
 from scn_workflow.services.notifications import (WAITING_SENTENCES, Recipient, actor_name, build_message,
-                                                 choose_recipients, event_sentence, member_state_name,
-                                                 next_step, nomination_link, recipient, templates)
+                                                 choose_recipients, next_step, nomination_link, recipient, templates)
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +106,8 @@ def compose_digest(settings, day: date, user_id: int, to: Recipient, events, wai
     items: dict[int, dict] = {}
     for event, audience in events:
         item = items.setdefault(event.nomination_id, {
-            "title": f"{event.reference}: {event.city_name}, {member_state_name(translations, event.member_state)}",
+            "title": f"{event.reference}: {event.city_name}, "
+                     f"{labels.member_state_name(event.member_state, translations)}",
             "link": nomination_link(settings, event.nomination_id), "lines": []})
         item["lines"].append({"comment": event.comment, "text": translations.gettext(EVENT_LINE).format(
             time=f"{event.occurred_at:%H:%M} UTC", event=translations.gettext(labels.EVENTS[event.name]),
@@ -116,7 +116,7 @@ def compose_digest(settings, day: date, user_id: int, to: Recipient, events, wai
     reminders = []
     for w in waiting:
         values = {"reference": w["reference"], "city": w["city_name"], "hours": f"{w['waiting_h']:.0f}",
-                  "member_state": member_state_name(translations, w["member_state"])}
+                  "member_state": labels.member_state_name(w["member_state"], translations)}
         reminders.append({"sentence": translations.gettext(WAITING_SENTENCES[w["state"]]).format(**values),
                           "next_step": translations.gettext(WAITING_NEXT[w["state"]]),
                           "link": nomination_link(settings, w["id"])})

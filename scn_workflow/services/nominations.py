@@ -20,11 +20,6 @@ from scn_workflow.services import Services
 from scn_workflow.services.search import count_unless_known, page_of, visible_matching
 
 
-def can_see(actor: Actor, nomination: Nomination) -> bool:
-    """Whether the actor may see the nomination: rules.SIGHT says who sees which."""
-    return may_see(actor, nomination)
-
-
 MAX_ID = 2**31 - 1  # ids are INTEGER columns: a larger number names nothing (and SQLite cannot bind it)
 
 
@@ -77,7 +72,7 @@ def load_visible(uow: UnitOfWork, actor: Actor, nomination_id, *, files: bool = 
                 nomination.files = [attachment_entry(row[1:]) for row in rows if row[1] is not None]
     else:
         nomination = uow.session.get(Nomination, nomination_id)
-    if nomination is None or not can_see(actor, nomination):
+    if nomination is None or not may_see(actor, nomination):
         raise NotFound(Text(N_("No nomination {id} that you may see."), id=str(nomination_id)))
     return nomination
 

@@ -47,7 +47,6 @@ class Recipient(NamedTuple):
     audience: Audience  # why they hear of it, which says what comes next for them
     language: str = "en"
     digest: bool = False  # one mail a day (services/digest.py) instead of a mail per event
-    user_id: int | None = None
 
 
 def display_name(user) -> str:
@@ -58,7 +57,7 @@ def display_name(user) -> str:
 def recipient(user, audience: Audience) -> Recipient:
     """A user (a row of users, or a User) as the recipient of a mail for `audience`."""
     return Recipient(display_name(user), user.email, audience, getattr(user, "language", None) or "en",
-                     bool(getattr(user, "mail_digest", False)), getattr(user, "id", None))
+                     bool(getattr(user, "mail_digest", False)))
 
 
 def choose_recipients(event, member_state: str, users, agency=None) -> list[Recipient]:
@@ -96,24 +95,13 @@ def nomination_link(settings, nomination_id: int, audience: Audience | None = No
     return f"{settings.base_url.rstrip('/')}/nominations/{nomination_id}"
 
 
-def member_state_name(translations: Translations, code: str) -> str:
-    return translations.gettext(labels.MEMBER_STATES.get(code, code))
-
-
-def event_sentence(translations: Translations, event_name: str, nomination) -> str:
-    """What happened to which nomination, as a whole sentence in the reader's language."""
-    return translations.gettext(labels.EVENT_SENTENCES[event_name]).format(
-        reference=nomination.reference, city=nomination.city_name,
-        member_state=member_state_name(translations, nomination.member_state))
-
-
 def next_step(translations: Translations, event_name: str, audience: Audience, nomination) -> str:
     """What comes next for a recipient of `audience` (domain/workflow.py NEXT_FOR), or ""."""
     text = NEXT_FOR.get(event_name, {}).get(audience)
     if not text:
         return ""
     return translations.gettext(text).format(city=nomination.city_name,
-                                             member_state=member_state_name(translations, nomination.member_state))
+                                             member_state=labels.member_state_name(nomination.member_state, translations))
 
 
 def actor_name(translations: Translations, actor: str, names: dict[str, str]) -> str:
@@ -157,7 +145,7 @@ def compose(settings, event, nomination, to: Recipient, actor: str | None = None
     did it (`actor`: their name), what comes next for them, and the link. Its Message-ID follows from the
     event and the recipient, so a mail sent again is recognisably the same message."""
     _env, translations = templates(to.language)
-    sentence = event_sentence(translations, event.name, nomination)
+    sentence = labels.event_sentence(event.name, nomination, translations)
     state = event.to_state or nomination.state
     context = {"nomination": nomination, "event": event, "sentence": sentence,
                "actor": actor_name(translations, event.actor, {event.actor: actor} if actor else {}),
@@ -176,7 +164,7 @@ def compose_reminder(settings, item: dict, period: int, to: Recipient) -> MIMEMu
     nomination = SimpleNamespace(reference=item["reference"], city_name=item["city_name"],
                                  member_state=item["member_state"])
     values = {"reference": item["reference"], "city": item["city_name"], "hours": f"{item['waiting_h']:.0f}",
-              "member_state": member_state_name(translations, item["member_state"])}
+              "member_state": labels.member_state_name(item["member_state"], translations)}
     context = {"sentence": translations.gettext(WAITING_SENTENCES[item["state"]]).format(**values),
                "next_step": translations.gettext(WAITING_NEXT[item["state"]]),
                "link": nomination_link(settings, item["id"]), "nomination": nomination}

@@ -40,7 +40,7 @@ def post(url: str, secret: str, event_name: str, event_id: str, body: bytes, tim
     """POST a signed body to a checked address of `url`; returns the status when 2xx, raises
     DeliveryFailed otherwise (a redirect included: it is not followed). An empty secret is refused:
     a signature with an empty key proves nothing."""
-    if len(secret or "") < destinations.MIN_SECRET:
+    if destinations.check_secret(url, secret):
         raise DeliveryFailed(Text(N_("{url} was not called: it has no secret of {count} characters or more to "
                                      "sign with."), url=url, count=destinations.MIN_SECRET))
     headers = {"Content-Type": "application/json", "X-SCN-Signature": signature(secret, body),

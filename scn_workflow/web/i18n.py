@@ -9,13 +9,13 @@ as a binary.
 
 from __future__ import annotations
 
-from flask import Blueprint, redirect, request, session, url_for
+from flask import Blueprint, redirect, request, session
 from flask_babel import Babel, get_locale
 
 from scn_workflow.current import svc
 from scn_workflow.services import users
 from scn_workflow.web import labels
-from scn_workflow.web.session import current_user
+from scn_workflow.web.session import current_user, safe_next
 
 LANGUAGES = {"en": "English", "id": "Bahasa Indonesia"}
 DEFAULT = "en"
@@ -51,11 +51,7 @@ def choose_language():
         user = current_user()
         if user is not None:
             users.set_language(svc(), user.username, chosen)
-    target = request.form.get("next", "")
-    if not (target.startswith("/") and not target.startswith("//") and "\\" not in target
-            and all(ord(c) >= 0x20 for c in target)):
-        target = url_for("pages.index")
-    return redirect(target, 303)
+    return redirect(safe_next(request.form.get("next"), "pages.index"), 303)
 
 
 def install(app) -> None:

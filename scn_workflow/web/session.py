@@ -70,12 +70,13 @@ def login_required(*roles: Role):
     return decorate
 
 
-def _safe_next(target: str | None) -> str:
-    """A path on this site, or home: browsers read "/\\host" as "//host" and drop tabs and newlines."""
+def safe_next(target: str | None, fallback: str = "ui.home") -> str:
+    """A path on this site, or the `fallback` page: browsers read "/\\host" as "//host" and drop tabs
+    and newlines."""
     if (target and target.startswith("/") and not target.startswith("//")
             and not any(c == "\\" or ord(c) < 0x20 for c in target)):
         return target
-    return url_for("ui.home")
+    return url_for(fallback)
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -105,7 +106,7 @@ def login():
                 # so no session started before it lives on without this mark.
                 session["must_change_password"] = True
                 return redirect(url_for("account.password"))
-            return redirect(_safe_next(request.args.get("next")))
+            return redirect(safe_next(request.args.get("next")))
     return render_template("login.html", error=error, username=username), 200 if error is None else 401
 
 

@@ -25,7 +25,6 @@ from scn_workflow.web.session import current_user, login_required
 bp = Blueprint("ui", __name__)
 # A refusal a page does not handle itself is an HTML error page here (the API answers problem+json).
 bp.register_error_handler(DomainError, error_page)
-LABELS = {trigger: spec.label for trigger, spec in workflow.SPECS.items()}
 NEEDS_COMMENT = {trigger: spec.comment_prompt for trigger, spec in workflow.SPECS.items() if spec.comment_prompt}
 CONFIRMED = {trigger: spec.confirmation for trigger, spec in workflow.SPECS.items() if spec.confirmation}
 
@@ -180,7 +179,7 @@ def edit_nomination(nomination_id):
 
 
 def _cycle(code: str):
-    return next((c for c, _overrides in admin.cycles(svc()) if c.code == code), None)
+    return admin.cycle(svc(), code)
 
 
 def _spec_text(text: str, nomination) -> str:
@@ -209,7 +208,7 @@ def show_nomination(nomination_id):
     offer = offers.offer(svc(), user, nomination)
     return render_template(
         "nominations/show.html", n=nomination, allowed=offer.allowed, unavailable=offer.unavailable,
-        labels=LABELS, needs_comment=NEEDS_COMMENT, confirmed=CONFIRMED,
+        needs_comment=NEEDS_COMMENT, confirmed=CONFIRMED,
         events=nominations.events(svc(), user, nomination_id),
         checks=nominations.checks(svc(), user, nomination_id), focus_areas=focus_areas(),
         files=nomination.files, kinds=attachments.KINDS, deadline=deadline(_cycle(nomination.cycle), svc().clock()),
@@ -218,7 +217,7 @@ def show_nomination(nomination_id):
 
 
 def _confirm_page(nomination, trigger: str, comment: str = "", status: int = 200):
-    return render_template("nominations/confirm.html", n=nomination, trigger=trigger, label=LABELS[trigger],
+    return render_template("nominations/confirm.html", n=nomination, trigger=trigger,
                            consequence=_spec_text(CONFIRMED[trigger], nomination), comment=comment,
                            comment_prompt=NEEDS_COMMENT.get(trigger)), status
 
@@ -303,8 +302,8 @@ def _upload_version(body_read: bool = True) -> int | None:
     value = request.args.get("version") or (request.form.get("version") if body_read else None)
     if not value:
         return None
-    value = value.strip()
-    return int(value) if value.isascii() and value.isdigit() and len(value) <= 9 else -1  # -1: refused as stale
+    version = parse_int(value)
+    return -1 if version is None else version  # -1: refused as stale
 
 
 @bp.before_app_request

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from scn_workflow.db import tables as t
 from scn_workflow.domain.model import Actor, Role
 from scn_workflow.domain.reference import ascn
+from scn_workflow.domain.rules import may_see
 from scn_workflow.services import nominations
 from tests.conftest import complete_draft
 
@@ -53,10 +54,10 @@ def _q_matches(n, q: str) -> bool:
 
 
 def _expected(everything, actor, q=None, **filters):
-    """The list as the rules say it should be: nominations.can_see (no actor: the public register),
+    """The list as the rules say it should be: rules.may_see (no actor: the public register),
     each filter, `q`; newest change first, then the highest id."""
     def shown(n):
-        return nominations.can_see(actor, n) if actor else n.state in ("accepted", "handed_over")
+        return may_see(actor, n) if actor else n.state in ("accepted", "handed_over")
     rows = [n for n in everything if shown(n) and all(getattr(n, k) == v for k, v in filters.items())
             and (not q or _q_matches(n, q))]
     return [n.id for n in sorted(rows, key=lambda n: (n.updated_at, n.id), reverse=True)]
