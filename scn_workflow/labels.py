@@ -202,58 +202,62 @@ def _word(table: dict, code, translations=None) -> str:
     word = table.get(code)
     if not word:
         return str(code)
-    return translations.gettext(word) if translations is not None else gettext(word)
+    return _gettext(word, translations)
 
 
-def state_label(code) -> str:
-    return _word(STATES, code)
+def _gettext(message: str, translations=None) -> str:
+    return translations.gettext(message) if translations is not None else gettext(message)
 
 
-def trigger_label(code) -> str:
-    return _word(TRIGGERS, code)
+def state_label(code, translations=None) -> str:
+    return _word(STATES, code, translations)
 
 
-def focus_area_label(code) -> str:
-    return _word(FOCUS_AREAS, code)
+def trigger_label(code, translations=None) -> str:
+    return _word(TRIGGERS, code, translations)
+
+
+def focus_area_label(code, translations=None) -> str:
+    return _word(FOCUS_AREAS, code, translations)
 
 
 def member_state_name(code, translations=None) -> str:
     return _word(MEMBER_STATES, code, translations)
 
 
-def field_label(name) -> str:
-    return _word(FIELDS, name)
+def field_label(name, translations=None) -> str:
+    return _word(FIELDS, name, translations)
 
 
-def role_label(code) -> str:
-    return _word(ROLES, getattr(code, "value", code))
+def role_label(code, translations=None) -> str:
+    return _word(ROLES, getattr(code, "value", code), translations)
 
 
-def recommendation_label(code) -> str:
-    return _word(RECOMMENDATIONS, code)
+def recommendation_label(code, translations=None) -> str:
+    return _word(RECOMMENDATIONS, code, translations)
 
 
-def kind_label(code) -> str:
-    return _word(ATTACHMENT_KINDS, code)
+def kind_label(code, translations=None) -> str:
+    return _word(ATTACHMENT_KINDS, code, translations)
 
 
-def check_label(code) -> str:
-    return _word(CHECKS, code)
+def check_label(code, translations=None) -> str:
+    return _word(CHECKS, code, translations)
 
 
-def outcome_label(code) -> str:
-    return _word(OUTCOMES, code)
+def outcome_label(code, translations=None) -> str:
+    return _word(OUTCOMES, code, translations)
 
 
-def event_label(event) -> str:
+def event_label(event, translations=None) -> str:
     """What a line of the timeline says happened: an attachment upload says so, with its file name."""
     def field(name):
         return event.get(name) if isinstance(event, dict) else getattr(event, name, None)
     payload = field("payload") or {}
     added = payload.get("attachment_added") if isinstance(payload, dict) else None
     if field("name") == "nomination.updated" and isinstance(added, dict):
-        return gettext(ATTACHMENT_ADDED).format(filename=added.get("filename", ""))
-    return _word(EVENTS, field("name"))
+        return _gettext(ATTACHMENT_ADDED, translations).format(filename=added.get("filename", ""))
+    return _word(EVENTS, field("name"), translations)
 
 
 def event_sentence(event_name: str, nomination, translations) -> str:
@@ -304,24 +308,24 @@ _WORDS = {"member_state": member_state_name, "state": state_label, "trigger": tr
           "field": field_label, "focus_area": focus_area_label, "role": role_label, "kind": kind_label}
 
 
-def _value(name: str, value, link):
+def _value(name: str, value, link, translations):
     if isinstance(value, Sentences):
-        parts = [say(sentence, link) for sentence in value]
+        parts = [say(sentence, link, translations) for sentence in value]
         return Markup(" ").join(parts) if link is not None else " ".join(parts)
     if isinstance(value, Text):  # a sentence inside a sentence ("{url} was not called: {reason}")
-        return say(value, link)
+        return say(value, link, translations)
     if name in _LISTS:
         items = value.split(", ") if isinstance(value, str) else list(value)
-        words = [_LISTS[name](item) for item in items]
+        words = [_LISTS[name](item, translations) for item in items]
         if name == "fields" and link is not None:
             return Markup(", ").join(Markup('<a href="{}#{}">{}</a>').format(link, item, word)
                                      for item, word in zip(items, words))
         return ", ".join(words)
     if name in _WORDS:
-        return _WORDS[name](value)
-    if isinstance(value, (datetime, date)):
-        return when(value, time=False)
-    if isinstance(value, bool):
+        return _WORDS[name](value, translations)
+    if isinstance(value, (datetime, date)):  # outside a request there is no reader's locale: ISO 8601
+        return when(value, time=False) if translations is None else value.strftime("%Y-%m-%d")
+    if isinstance(value, bool) or translations is not None:
         return str(value)
     if isinstance(value, (int, float)):
         return number(value)
@@ -345,9 +349,9 @@ def _patterns() -> list[tuple[re.Pattern, str]]:
     return out
 
 
-def say(message, link: str | None = None) -> str:
-    """A message in the reader's language. With `link`, field names become links to `link#field`
-    (and the result is markup)."""
+def say(message, link: str | None = None, translations=None) -> str:
+    """A message in the reader's language, or in `translations` (a catalogue, for what is read outside
+    a request). With `link`, field names become links to `link#field` (and the result is markup)."""
     if message is None:
         return ""
     html = link is not None
@@ -355,7 +359,7 @@ def say(message, link: str | None = None) -> str:
         template, params = message.template, message.params
     else:
         message = str(message)
-        translated = gettext(message)
+        translated = _gettext(message, translations)
         if translated != message or not message:
             return translated
         for pattern, candidate in _patterns():
@@ -365,8 +369,8 @@ def say(message, link: str | None = None) -> str:
                 break
         else:
             return message
-    values = {name: _value(name, value, link) for name, value in params.items()}
-    translated = gettext(template)
+    values = {name: _value(name, value, link, translations) for name, value in params.items()}
+    translated = _gettext(template, translations)
     if html:
         return Markup(escape(translated)).format(**values)
     try:

@@ -32,7 +32,6 @@ from scn_workflow.db import tables as t
 from scn_workflow.db.uow import UnitOfWork
 from scn_workflow.domain.audit import GENESIS
 from scn_workflow.domain.model import Cycle, MemberState, Nomination
-from scn_workflow.domain.reference import focus_areas
 from scn_workflow.services import Services
 
 PACKAGE = Path(__file__).resolve().parent.parent
@@ -43,6 +42,11 @@ MONO = "Courier"  # a core font: hashes and event ids are ASCII
 INK, MUTED, BAR, GRID = (33, 37, 41), (90, 98, 106), (31, 119, 180), (206, 212, 218)
 
 _catalogue: ContextVar[NullTranslations] = ContextVar("dossier_catalogue", default=NullTranslations())
+
+
+def _words() -> NullTranslations:
+    """The dossier's catalogue, for the word tables of `labels`."""
+    return _catalogue.get()
 
 
 def _(message: str, **values) -> str:
@@ -71,7 +75,6 @@ def drawable(text) -> str:
 class Facts:
     """Everything the dossier shows, read in one read-only unit of work."""
     nomination: Nomination
-    member_state: str
     lead_agency: str | None
     cycle: str
     accepted_at: datetime | None
@@ -95,8 +98,7 @@ def read(uow: UnitOfWork, nomination_id: int) -> Facts:
     attachments = s.execute(sa.select(t.attachments).where(t.attachments.c.nomination_id == nomination_id)
                             .order_by(t.attachments.c.id)).all()
     accepted = [e.occurred_at for e in events if e.name == "nomination.accepted"]
-    return Facts(nomination, state.name if state else nomination.member_state,
-                 state.lead_agency_name if state else None, cycle.name if cycle else nomination.cycle,
+    return Facts(nomination, state.lead_agency_name if state else None, cycle.name if cycle else nomination.cycle,
                  accepted[-1] if accepted else None, [c for c in checks if c.event_id == latest_run],
                  list(events), list(attachments))
 
@@ -222,10 +224,10 @@ class _Pdf(FPDF):
         self.paragraph(_("Handover dossier"), 26, bold=True)
         self.ln(6)
         self.paragraph(n.city_name, 22, bold=True)
-        self.paragraph(f.member_state, 14)
+        self.paragraph(labels.member_state_name(n.member_state, _words()), 14)
         self.ln(10)
         self.pair(_("Reference"), n.reference)
-        self.pair(_("Member state"), f.member_state)
+        self.pair(_("Member state"), labels.member_state_name(n.member_state, _words()))
         self.pair(_("Cycle"), f"{f.cycle} ({n.cycle})")
         self.pair(_("Date of acceptance"), self.when(f.accepted_at))
         self.pair(_("Lead agency"), f.lead_agency)
@@ -238,7 +240,6 @@ class _Pdf(FPDF):
 
     def nomination_section(self):
         f, n = self.facts, self.facts.nomination
-        areas = focus_areas()
         self.add_page()
         self.heading(_("The nomination"))
         self.pair(_("City"), n.city_name)
@@ -246,15 +247,15 @@ class _Pdf(FPDF):
         self.pair(_("Population"), format_decimal(n.population, locale=self.language) if n.population else None)
         self.pair(_("Chief Smart City Officer"), " ".join(filter(None, [n.csco_name, f"<{n.csco_email}>"
                                                                         if n.csco_email else None])))
-        self.pair(_("Focus areas"), ", ".join(_(areas.get(a, a)) for a in n.focus_areas))
+        self.pair(_("Focus areas"), ", ".join(labels.focus_area_label(a, _words()) for a in n.focus_areas))
         self.subheading(_("Vision"))
         self.paragraph(n.vision or "—")
         self.subheading(_("Projects"))
         if not n.projects:
             self.paragraph("—")
         for project in n.projects:
-            line = _("{title} ({focus_area})", title=project.title, focus_area=_(areas.get(project.focus_area,
-                                                                                            project.focus_area)))
+            line = _("{title} ({focus_area})", title=project.title,
+                     focus_area=labels.focus_area_label(project.focus_area, _words()))
             if project.priority:
                 line += " · " + _("priority project")
             self.paragraph("• " + line, bold=True)
@@ -265,7 +266,7 @@ class _Pdf(FPDF):
         if not f.attachments:
             self.paragraph(_("None."))
         for a in f.attachments:
-            kind = _("Smart City Action Plan") if a.kind == "action_plan" else _("Supporting document")
+            kind = labels.kind_label(a.kind, _words())
             self.paragraph(f"• {a.filename} ({kind}, {a.size // 1024 or 1} KiB)")
             self.mono(f"  SHA-256 {a.content_hash}")
 
@@ -276,17 +277,14 @@ class _Pdf(FPDF):
         if not assessment:
             self.paragraph(_("No assessment was recorded."))
             return
-        recommendations = {"accept": _("Accept"), "reject": _("Reject"), "return": _("Return for revision")}
         self.pair(_("Reviewed by"), n.reviewed_by)
-        self.pair(_("Recommendation"), recommendations.get(assessment.get("recommendation"),
-                                                          assessment.get("recommendation")))
+        self.pair(_("Recommendation"), labels.recommendation_label(assessment.get("recommendation"), _words()))
         self.pair(_("Summary"), assessment.get("summary"))
         self.subheading(_("Scores (1 to 5)"))
         self.score_chart(assessment.get("scores") or {})
 
     def score_chart(self, scores: dict):
         """One horizontal bar per focus area on a 0 to 5 scale, drawn with rectangles and lines."""
-        areas = focus_areas()
         label_w, bar_w, row_h, top_pad = 62, 88, 9, 6
         height = top_pad + row_h * len(scores) + 4
         if self.get_y() + height > self.page_break_trigger:
@@ -306,7 +304,7 @@ class _Pdf(FPDF):
             y = y0 + i * row_h
             self.set_xy(self.l_margin, y + 1.5)
             self.set_font(FONT, "", 9)
-            self.cell(label_w - 3, 5, drawable(_(areas.get(area, area))), align="R")
+            self.cell(label_w - 3, 5, drawable(labels.focus_area_label(area, _words())), align="R")
             value = max(0.0, min(5.0, float(score))) if isinstance(score, (int, float)) else 0.0
             self.set_fill_color(*BAR)
             if value:
@@ -321,13 +319,12 @@ class _Pdf(FPDF):
         if not self.facts.checks:
             self.paragraph(_("No checks were recorded."))
             return
-        outcomes = {"passed": _("passed"), "warning": _("warning"), "failed": _("failed")}
         for check in self.facts.checks:
-            name = check.name.replace("_", " ").capitalize()
             blocking = _("blocking") if check.blocking else _("not blocking")
-            self.paragraph(f"• {name}: {outcomes.get(check.outcome, check.outcome)} ({blocking})", bold=True)
+            self.paragraph(f"• {labels.check_label(check.name, _words())}: "
+                           f"{labels.outcome_label(check.outcome, _words())} ({blocking})", bold=True)
             if check.message:
-                self.paragraph(check.message, 9, color=MUTED)
+                self.paragraph(labels.say(check.message, translations=_words()), 9, color=MUTED)
             self.ln(1)
         self.paragraph(_("Checked on {date}.", date=self.when(self.facts.checks[-1].ran_at, time=True)), 9,
                        color=MUTED)
@@ -342,8 +339,9 @@ class _Pdf(FPDF):
         for e in f.events:
             if self.get_y() > self.page_break_trigger - 30:
                 self.add_page()
-            moved = f" ({e.from_state or '—'} → {e.to_state})" if e.from_state != e.to_state else ""
-            self.paragraph(f"{e.seq}. {e.name}{moved}", 10, bold=True)
+            moved = (f" ({labels.state_label(e.from_state, _words()) or '—'} → "
+                     f"{labels.state_label(e.to_state, _words())})" if e.from_state != e.to_state else "")
+            self.paragraph(f"{e.seq}. {labels.event_label(e, _words())}{moved}", 10, bold=True)
             self.paragraph(_("{when}, by {actor}", when=self.when(e.occurred_at, time=True), actor=e.actor), 9,
                            color=MUTED)
             if e.comment:

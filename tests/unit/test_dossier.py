@@ -24,7 +24,7 @@ def facts(city: str, scores: dict) -> dossier.Facts:
     event = SimpleNamespace(seq=1, event_id="e1", name="nomination.accepted", actor="rev-ph", occurred_at=NOW,
                             from_state="reviewed", to_state="accepted", comment=None, prev_hash="0" * 64,
                             hash="ab" * 32)
-    return dossier.Facts(n, "Viet Nam", "Ministry of Construction", "2026 call", NOW, [], [event], [])
+    return dossier.Facts(n, "Ministry of Construction", "2026 call", NOW, [], [event], [])
 
 
 def text_of(content: bytes) -> str:
@@ -48,3 +48,16 @@ def test_drawable_keeps_line_breaks_and_replaces_control_characters():
 def test_an_unknown_language_reads_as_english():
     text = text_of(dossier.render(facts("Hanoi", {"civic_social": 3}), "xx", NOW))
     assert "Handover dossier" in text and "June 1, 2026" in text
+
+
+def test_the_indonesian_dossier_says_checks_events_and_states_in_words_not_codes():
+    f = facts("Hanoi", {"civic_social": 4})
+    f.checks = [SimpleNamespace(name="state_limit", outcome="passed", blocking=True, ran_at=NOW,
+                                message="2 active nomination(s) with this one; the limit is 3.")]
+    text = " ".join(text_of(dossier.render(f, "id", NOW)).split())
+    assert "Batas negara anggota: lulus" in text  # the check and its outcome
+    assert "2 nominasi aktif termasuk nominasi ini; batasnya 3." in text  # its message
+    assert "1. Diterima (Ditinjau → Diterima)" in text  # the event and the states it moved between
+    assert "Kewargaan dan Sosial" in text and "Rekomendasi Terima" in text.replace(":", "")
+    for code in ("state_limit", "nomination.accepted", "reviewed", "civic_social", "passed"):
+        assert code not in text
