@@ -208,7 +208,7 @@ effects = sa.Table(
     # One row per effect of an event (a mail to one address, a check run, a delivery):
     # the idempotency record that makes a redelivered message change nothing.
     sa.Column("event_id", sa.String(36), primary_key=True),
-    sa.Column("effect", sa.String(200), primary_key=True),
+    sa.Column("effect", sa.String(300), primary_key=True),  # "mail:" or "digest:" and an address of up to 254
     sa.Column("recorded_at", UTCDateTime(), nullable=False),
     sa.Column("detail", sa.Text),
 )
@@ -273,6 +273,7 @@ api_tokens = sa.Table(
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("expires_at", UTCDateTime(), nullable=False),
     sa.Column("revoked_at", UTCDateTime()),
+    sa.Index("ix_api_tokens_user", "user_id"),
 )
 
 idempotency_keys = sa.Table(

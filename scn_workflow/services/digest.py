@@ -4,7 +4,9 @@ waiting too long for reviewers (instead of separate reminders).
 
 No table holds the waiting mails: the digest of a day reads the events of that day a person would have
 been mailed about (notifications.choose_recipients) and not already mailed (a person who switched to the
-digest during the day). Each digest is an effect keyed by (day, person) in the idempotency record
+digest during the day). The notification reaction records each event it held back for a person
+(`digest:<address>` in the idempotency record), so a person who switches back to a mail per event before
+the digest goes out still gets the events held for them that day. Each digest is an effect keyed by (day, person) in the idempotency record
 (services/effects.py): claimed, sent with no transaction held, then recorded, so beat running twice or a
 worker dying sends it once, and a repeat after a crash is the same message (its Message-ID follows from
 the day and the person).
@@ -48,29 +50,37 @@ def send_digests(svc: Services, day: date | None = None) -> int:
     day = day or (now - timedelta(days=1)).date()
     start = datetime.combine(day, time.min, tzinfo=timezone.utc)
     e, n, u = t.events.c, t.nominations.c, t.users.c
+    f = t.effects.c
     with svc.uow(read_only=True) as uow:
-        people = uow.session.execute(sa.select(t.users).where(u.active.is_(True), u.mail_digest.is_(True))
-                                     .order_by(u.id)).all()
+        window = sa.and_(e.occurred_at >= start, e.occurred_at < start + timedelta(days=1), e.name.in_(NOTIFIED))
+        # (event id, "mail:<address>" or "digest:<address>"): mailed already, or held for the digest
+        told = set(uow.session.execute(sa.select(f.event_id, f.effect).where(
+            sa.or_(f.effect.like("mail:%"), f.effect.like("digest:%")),
+            f.event_id.in_(sa.select(e.event_id).where(window)))).all())
+        held_for = {effect.removeprefix("digest:") for _event_id, effect in told if effect.startswith("digest:")}
+        # Those on the digest now, and those who were when an event of the day was held for them.
+        people = uow.session.execute(sa.select(t.users).where(
+            u.active.is_(True), sa.or_(u.mail_digest.is_(True), sa.func.lower(u.email).in_(held_for)))
+            .order_by(u.id)).all()
         if not people:
             return 0
-        window = sa.and_(e.occurred_at >= start, e.occurred_at < start + timedelta(days=1), e.name.in_(NOTIFIED))
         events = uow.session.execute(
             sa.select(e.event_id, e.nomination_id, e.name, e.actor, e.occurred_at, e.from_state, e.to_state,
                       e.comment, n.reference, n.city_name, n.member_state, n.cycle, n.state)
             .join(t.nominations, n.id == e.nomination_id).where(window).order_by(e.occurred_at, e.id)).all()
-        f = t.effects.c
-        mailed = set(uow.session.execute(sa.select(f.event_id, f.effect).where(
-            f.effect.like("mail:%"), f.event_id.in_(sa.select(e.event_id).where(window)))).all())
         names = {row.username: row.name for row in uow.session.execute(sa.select(u.username, u.name)) if row.name}
-    waiting = ops.waiting(svc) if any(p.role == "reviewer" for p in people) else []
+    waiting = ops.waiting(svc) if any(p.role == "reviewer" and p.mail_digest for p in people) else []
     sent = 0
     for person in people:
-        to = recipient(person, Audience.SUBMITTERS)
-        # (event, the audience by which this person hears of it): what comes next depends on it
-        mine = [(event, told[0].audience) for event in events
-                if (event.event_id, f"mail:{person.email.lower()}") not in mailed
-                and (told := choose_recipients(event, event.member_state, [person]))]
-        theirs = [item for item in waiting if person.role == "reviewer" and item["member_state"] != person.member_state]
+        to, address = recipient(person, Audience.SUBMITTERS), person.email.lower()
+        # (event, the audience by which this person hears of it): what comes next depends on it. An event
+        # not yet held for them (its notification has not run) counts while they are on the digest.
+        mine = [(event, chosen[0].audience) for event in events
+                if (event.event_id, f"mail:{address}") not in told
+                and (person.mail_digest or (event.event_id, f"digest:{address}") in told)
+                and (chosen := choose_recipients(event, event.member_state, [person]))]
+        theirs = [item for item in waiting if person.role == "reviewer" and person.mail_digest
+                  and item["member_state"] != person.member_state]
         if (mine or theirs) and _send_one(svc, day, person.id, to, mine, theirs, names):
             sent += 1
     return sent

@@ -188,7 +188,8 @@ WAITING_SUBJECTS = {
 
 def notify(svc: Services, event_id: str) -> Outcome:
     """Mail everyone the event concerns, each once however often this runs: send, then record. A person
-    who chose the daily digest gets none: services/digest.py tells them."""
+    who chose the daily digest gets none, and the event is recorded as held for them
+    (`digest:<address>`): services/digest.py tells them."""
     now = svc.clock()
     with svc.uow() as uow:
         busy, done = begin(uow, event_id, "notifications", now, svc.settings.redeliver_after_s)
@@ -206,9 +207,12 @@ def notify(svc: Services, event_id: str) -> Outcome:
             agency = uow.session.execute(sa.select(t.member_states).where(
                 t.member_states.c.code == nomination.member_state)).one_or_none()
         uow.commit()
-    to_send = [to for to in choose_recipients(event, nomination.member_state, users, agency)
-               if not to.digest and f"mail:{to.address.lower()}" not in done]
-    sent = []
+    recipients = choose_recipients(event, nomination.member_state, users, agency)
+    to_send = [to for to in recipients if not to.digest and f"mail:{to.address.lower()}" not in done]
+    # Held for the digest, by address: the digest of the day tells them even if they switch back to a
+    # mail per event before it is sent.
+    sent = [(event_id, f"digest:{to.address.lower()}", None) for to in recipients if to.digest]
+    held = len(sent)
     try:
         for to in to_send:
             where = mailer.send(svc.settings, compose(svc.settings, event, nomination, to, actor))
@@ -216,7 +220,7 @@ def notify(svc: Services, event_id: str) -> Outcome:
     finally:
         with svc.uow() as uow:
             now = svc.clock()
-            if len(sent) == len(to_send):
+            if len(sent) == held + len(to_send):
                 mark_done(uow, event_id, "notifications", now, sent)
             else:  # a mail failed: the retry sends the others
                 record_effects(uow, sent, now)

@@ -18,6 +18,7 @@ from scn_workflow.domain.model import Actor, Role
 from scn_workflow.services import Services
 
 LIFETIME = timedelta(hours=8)  # the same as the cookie's (web/__init__.py PERMANENT_SESSION_LIFETIME)
+SWEEP_EVERY_S = 3600.0  # how often beat (or the embedded worker) removes the rows that no longer count
 
 
 def _digest(session_id: str) -> str:
@@ -44,6 +45,16 @@ def resolve(svc: Services, session_id: str) -> Actor | None:
                 s.id_hash == _digest(session_id), s.ended_at.is_(None), s.created_at > svc.clock() - LIFETIME,
                 u.active.is_(True))).one_or_none()
     return None if row is None else Actor(row.username, Role(row.role), row.member_state, row.language)
+
+
+def sweep(svc: Services) -> int:
+    """Remove the sessions that no longer count (ended, or older than LIFETIME); returns how many."""
+    s = t.web_sessions.c
+    with svc.uow() as uow:
+        removed = uow.session.execute(sa.delete(t.web_sessions).where(
+            sa.or_(s.ended_at.is_not(None), s.created_at <= svc.clock() - LIFETIME))).rowcount
+        uow.commit()
+    return removed
 
 
 def end(svc: Services, session_id: str) -> None:

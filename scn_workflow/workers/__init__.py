@@ -8,7 +8,7 @@ from celery import Celery, Task
 from flask import Flask
 
 from scn_workflow.logs import correlation_id
-from scn_workflow.services import attachments, digest
+from scn_workflow.services import attachments, digest, web_sessions
 from scn_workflow.services.reactions import TASK_NAMES, give_up
 
 QUEUE_OF_TASK = {name: queue for queue, name in TASK_NAMES.items()}
@@ -63,6 +63,7 @@ def celery_init_app(app: Flask) -> Celery:
         beat_schedule={
             "outbox-sweep": {"task": "scn.sweep", "schedule": settings.sweep_interval_s},
             "attachments-sweep": {"task": "scn.ops.sweep_attachments", "schedule": attachments.SWEEP_EVERY_S},
+            "sessions-sweep": {"task": "scn.ops.sweep_sessions", "schedule": web_sessions.SWEEP_EVERY_S},
             "queue-samples": {"task": "scn.ops.sample", "schedule": 60.0},
             "alerts": {"task": "scn.ops.watch", "schedule": 30.0},
             "reminders": {"task": "scn.ops.remind", "schedule": 900.0},

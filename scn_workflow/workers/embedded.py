@@ -11,7 +11,7 @@ import time
 
 from celery.utils.time import get_exponential_backoff_interval
 
-from scn_workflow.services import Services, attachments, digest, outbox
+from scn_workflow.services import Services, attachments, digest, outbox, web_sessions
 from scn_workflow.services.ops import record_task_run
 from scn_workflow.services.reactions import HANDLERS, TASK_NAMES, give_up
 
@@ -95,6 +95,7 @@ class EmbeddedWorker:
     def _run(self) -> None:
         # What beat schedules besides the outbox sweep: (every how many seconds, what, its name for the log).
         periodic = [(attachments.SWEEP_EVERY_S, attachments.sweep_orphans, "the sweep of stored files"),
+                    (web_sessions.SWEEP_EVERY_S, web_sessions.sweep, "the sweep of web sessions"),
                     (digest.SEND_EVERY_S, digest.send_digests, "the daily digest")]
         last_run = [float("-inf")] * len(periodic)  # the first round already does what is due
         while not self._stop.is_set():

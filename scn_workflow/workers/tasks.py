@@ -9,7 +9,7 @@ from __future__ import annotations
 from celery import shared_task
 from flask import current_app
 
-from scn_workflow.services import alerts, attachments, digest, ops, outbox
+from scn_workflow.services import alerts, attachments, digest, ops, outbox, web_sessions
 from scn_workflow.services.reactions import HANDLERS, TASK_NAMES
 
 
@@ -51,6 +51,12 @@ def sweep():
 def sweep_attachments():
     """Remove stored files that no attachment names, once past their grace period (beat)."""
     return attachments.sweep_orphans(current_app.extensions["scn"])
+
+
+@shared_task(name="scn.ops.sweep_sessions")
+def sweep_sessions():
+    """Remove the web sessions that ended or outlived their cookie (beat, hourly)."""
+    return web_sessions.sweep(current_app.extensions["scn"])
 
 
 @shared_task(name="scn.ops.sample")

@@ -18,7 +18,8 @@ from scn_workflow import labels
 from scn_workflow.app import create_app
 from scn_workflow.db import tables as t
 from scn_workflow.domain.workflow import EVENTS, NEXT_FOR, WAITING_NEXT, Audience
-from scn_workflow.services import alerts, digest, nominations
+from scn_workflow.services import alerts, digest, nominations, users
+from scn_workflow.schemas.users import UserPatch
 from scn_workflow.services.reactions import HANDLERS
 from tests.api_support import sign_in
 from tests.conftest import ASSESSMENT, build_world, complete_draft, make_services
@@ -123,8 +124,8 @@ def test_every_mail_of_the_lifecycle_names_the_person_the_nomination_the_actor_a
     settle(svc, done)
     b = fire(svc, w.reviewer_ph, b, "review", assessment=ASSESSMENT)
     b = fire(svc, w.reviewer_sg, b, "reject", comment="No action plan.")
-    # Surabaya is withdrawn after submission: the reviewers hear of it too.
-    c = nominations.create(svc, w.submitter_id, complete_draft("Surabaya"))
+    # DKI Jakarta is withdrawn after submission: the reviewers hear of it too.
+    c = nominations.create(svc, w.submitter_id, complete_draft("DKI Jakarta"))
     c = fire(svc, w.submitter_id, c, "submit")
     settle(svc, done)
     c = fire(svc, w.submitter_id, c, "withdraw")
@@ -136,7 +137,7 @@ def test_every_mail_of_the_lifecycle_names_the_person_the_nomination_the_actor_a
               "nomination.accepted": {a.id: "Maria Santos"}, "nomination.rejected": {b.id: "Tan Wei Ling"},
               "nomination.returned": {b.id: "Tan Wei Ling"}, "nomination.withdrawn": {c.id: "Siti Rahmawati"},
               "nomination.handed_over": {a.id: "the system"}}
-    cities = {a.id: (a.reference, "Banyuwangi"), b.id: (b.reference, "Makassar"), c.id: (c.reference, "Surabaya")}
+    cities = {a.id: (a.reference, "Banyuwangi"), b.id: (b.reference, "Makassar"), c.id: (c.reference, "DKI Jakarta")}
     readers, outsider = Readers(app), sign_in(app, "sub-th")  # Thailand's submitter may see none of them
     with svc.engine.connect() as conn:
         agency = conn.scalar(sa.select(t.member_states.c.lead_agency_name).where(t.member_states.c.code == "ID"))
@@ -244,6 +245,44 @@ def test_the_daily_digest_gathers_a_days_events_into_one_mail_per_person_and_rem
     assert siti.startswith("Yth. Siti Rahmawati,") and "1 Juni 2026" in siti
     assert str(siti_message["Subject"]) == "[scn-workflow] Ringkasan harian Anda untuk 1 Juni 2026"
     assert "Langkah berikutnya:" in siti and "oleh Siti Rahmawati" in siti
+
+
+def test_a_person_who_leaves_the_digest_during_the_day_still_gets_what_it_held_for_them(world, smtp_server, clock):
+    svc, _app, w = world
+    users.update_profile(svc, "sub-id2", name="Budi Santoso", language="en", mail_digest=True)
+    a = nominations.create(svc, w.submitter_id, complete_draft("Banyuwangi"))
+    a = fire(svc, w.submitter_id, a, "submit")
+    done: set[str] = set()
+    settle(svc, done)
+    assert "sub-id2@test.example" not in {m["To"] for m in smtp_server.received()}  # held for the digest
+    users.update_profile(svc, "sub-id2", name="Budi Santoso", language="en", mail_digest=False)
+    fire(svc, w.reviewer_ph, a, "return_for_revision", comment="Add the budgets.")
+    settle(svc, done)
+    per_event = [m for m in smtp_server.received() if m["To"] == "sub-id2@test.example"]
+    assert [str(m["X-SCN-Event"]) for m in per_event] == ["nomination.returned"], [m["Subject"] for m in per_event]
+    clock.advance(days=1)
+    assert digest.send_digests(svc) == 1
+    (held,) = [parse(m)[1] for m in smtp_server.received() if m["X-SCN-Digest"]]
+    assert held.startswith("Dear Budi Santoso,")
+    assert "Submitted for review, by Siti Rahmawati." in held  # the event held for the digest
+    assert "Returned for revision" not in held  # mailed on its own already
+
+
+def test_an_address_as_long_as_the_rules_allow_is_mailed_once_and_recorded(world, smtp_server):
+    """254 characters, the most an address may have: "mail:" and the address is the key its mail is
+    recorded under, once (on PostgreSQL the key's column was too short, so every retry mailed again)."""
+    svc, _app, w = world
+    address = "b" * 64 + "@" + "a" * 63 + "." + "b" * 63 + "." + "c" * 53 + ".example"
+    changes = UserPatch().load({"email": address})
+    assert len(changes["email"]) == 254
+    users.update_user(svc, w.admin, "sub-id2", changes)
+    a = nominations.create(svc, w.submitter_id, complete_draft("Banyuwangi"))
+    fire(svc, w.submitter_id, a, "submit")
+    with svc.engine.connect() as c:
+        submitted = c.scalar(sa.select(t.events.c.event_id).where(t.events.c.name == "nomination.submitted"))
+    HANDLERS["notifications"](svc, submitted)
+    HANDLERS["notifications"](svc, submitted)  # a redelivery: nothing more
+    assert [m["To"] for m in smtp_server.received()].count(address) == 1
 
 
 def test_a_digest_whose_worker_died_before_recording_it_is_sent_again_as_the_same_message(
