@@ -8,21 +8,16 @@ the query costs well under a millisecond on PostgreSQL).
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from datetime import timedelta
 
 import sqlalchemy as sa
 
 from scn_workflow.db import tables as t
-from scn_workflow.domain.model import Actor, Role
+from scn_workflow.domain.model import Actor
 from scn_workflow.services import Services, users
 
 TOKEN_LIFETIME = timedelta(hours=12)
-
-
-def _digest(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()
 
 
 def issue(svc: Services, username: str, password: str) -> tuple[str, object] | None:
@@ -36,7 +31,7 @@ def issue(svc: Services, username: str, password: str) -> tuple[str, object] | N
     now = svc.clock()
     with svc.uow() as uow:
         user_id = uow.session.scalar(sa.select(t.users.c.id).where(t.users.c.username == username))
-        uow.session.execute(sa.insert(t.api_tokens).values(user_id=user_id, token_hash=_digest(token),
+        uow.session.execute(sa.insert(t.api_tokens).values(user_id=user_id, token_hash=users.secret_digest(token),
                                                            created_at=now, expires_at=now + TOKEN_LIFETIME))
         uow.commit()
     return token, now + TOKEN_LIFETIME
@@ -44,20 +39,15 @@ def issue(svc: Services, username: str, password: str) -> tuple[str, object] | N
 
 def resolve(svc: Services, token: str) -> Actor | None:
     """The active user a live (unexpired, unrevoked) token stands for, else None."""
-    u, k = t.users.c, t.api_tokens.c
-    with svc.uow(read_only=True) as uow:
-        row = uow.session.execute(
-            sa.select(u.username, u.role, u.member_state, u.language).join(t.api_tokens, k.user_id == u.id).where(
-                k.token_hash == _digest(token), k.revoked_at.is_(None), k.expires_at > svc.clock(),
-                u.active.is_(True))).one_or_none()
-    return None if row is None else Actor(row.username, Role(row.role), row.member_state, row.language)
+    k = t.api_tokens.c
+    return users.holder(svc, k.token_hash, token, k.revoked_at.is_(None), k.expires_at > svc.clock())
 
 
 def revoke(svc: Services, token: str) -> bool:
     """Revoke one token (DELETE /api/v1/tokens/current); False when it was not live."""
     with svc.uow() as uow:
         done = uow.session.execute(sa.update(t.api_tokens).where(
-            t.api_tokens.c.token_hash == _digest(token), t.api_tokens.c.revoked_at.is_(None))
+            t.api_tokens.c.token_hash == users.secret_digest(token), t.api_tokens.c.revoked_at.is_(None))
             .values(revoked_at=svc.clock())).rowcount
         uow.commit()
     return bool(done)

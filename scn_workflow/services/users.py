@@ -8,6 +8,7 @@ next request of that user, in any process, is refused.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import secrets
 from functools import cache
@@ -187,6 +188,24 @@ def revoke_tokens(uow, user_id: int, now) -> None:
     k = t.api_tokens.c
     uow.session.execute(sa.update(t.api_tokens).where(k.user_id == user_id, k.revoked_at.is_(None))
                         .values(revoked_at=now))
+
+
+def secret_digest(secret: str) -> str:
+    """How a bearer token or a session id is kept: its SHA-256, never the secret itself."""
+    return hashlib.sha256(secret.encode("utf-8", "replace")).hexdigest()
+
+
+def holder(svc: Services, digest_column: sa.Column, secret: str, *live) -> Actor | None:
+    """The active user whose credential (a row of api_tokens or web_sessions, found by `digest_column`)
+    matches the secret and meets the `live` conditions (not revoked, not expired), else None: one query,
+    joining the user."""
+    u, credentials = t.users.c, digest_column.table
+    with svc.uow(read_only=True) as uow:
+        row = uow.session.execute(
+            sa.select(u.username, u.role, u.member_state, u.language)
+            .join(credentials, credentials.c.user_id == u.id)
+            .where(digest_column == secret_digest(secret), u.active.is_(True), *live)).one_or_none()
+    return None if row is None else Actor(row.username, Role(row.role), row.member_state, row.language)
 
 
 def get_actor(svc: Services, username: str) -> Actor:

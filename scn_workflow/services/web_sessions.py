@@ -7,22 +7,17 @@ every process at once (services/users.py ends them in the same transaction as th
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from datetime import timedelta
 
 import sqlalchemy as sa
 
 from scn_workflow.db import tables as t
-from scn_workflow.domain.model import Actor, Role
-from scn_workflow.services import Services
+from scn_workflow.domain.model import Actor
+from scn_workflow.services import Services, users
 
 LIFETIME = timedelta(hours=8)  # the same as the cookie's (web/__init__.py PERMANENT_SESSION_LIFETIME)
 SWEEP_EVERY_S = 3600.0  # how often beat (or the embedded worker) removes the rows that no longer count
-
-
-def _digest(session_id: str) -> str:
-    return hashlib.sha256(session_id.encode("utf-8", "replace")).hexdigest()
 
 
 def start(svc: Services, username: str) -> str:
@@ -30,21 +25,16 @@ def start(svc: Services, username: str) -> str:
     session_id = secrets.token_urlsafe(32)
     with svc.uow() as uow:
         user_id = uow.session.scalar(sa.select(t.users.c.id).where(t.users.c.username == username))
-        uow.session.execute(sa.insert(t.web_sessions).values(id_hash=_digest(session_id), user_id=user_id,
-                                                             created_at=svc.clock()))
+        uow.session.execute(sa.insert(t.web_sessions).values(
+            id_hash=users.secret_digest(session_id), user_id=user_id, created_at=svc.clock()))
         uow.commit()
     return session_id
 
 
 def resolve(svc: Services, session_id: str) -> Actor | None:
-    """The active user of a live session, else None: one query, joining the user."""
-    u, s = t.users.c, t.web_sessions.c
-    with svc.uow(read_only=True) as uow:
-        row = uow.session.execute(
-            sa.select(u.username, u.role, u.member_state, u.language).join(t.web_sessions, s.user_id == u.id).where(
-                s.id_hash == _digest(session_id), s.ended_at.is_(None), s.created_at > svc.clock() - LIFETIME,
-                u.active.is_(True))).one_or_none()
-    return None if row is None else Actor(row.username, Role(row.role), row.member_state, row.language)
+    """The active user of a live session, else None."""
+    s = t.web_sessions.c
+    return users.holder(svc, s.id_hash, session_id, s.ended_at.is_(None), s.created_at > svc.clock() - LIFETIME)
 
 
 def sweep(svc: Services) -> int:
@@ -61,6 +51,6 @@ def end(svc: Services, session_id: str) -> None:
     """Sign-out: the session's cookie is refused from now on, wherever it is replayed."""
     s = t.web_sessions.c
     with svc.uow() as uow:
-        uow.session.execute(sa.update(t.web_sessions).where(s.id_hash == _digest(session_id), s.ended_at.is_(None))
-                            .values(ended_at=svc.clock()))
+        uow.session.execute(sa.update(t.web_sessions).where(
+            s.id_hash == users.secret_digest(session_id), s.ended_at.is_(None)).values(ended_at=svc.clock()))
         uow.commit()
