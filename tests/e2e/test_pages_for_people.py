@@ -166,14 +166,14 @@ def _demo_data(site):
     """A draft, a submitted, a reviewed and an accepted nomination, through the service layer."""
     svc = site.svc
     who = {u: nominations_actor(svc, u) for u in ("sub-id", "rev-sg", "rev-ph")}
-    draft = nominations.create(svc, who["sub-id"], complete_draft("Draft City Kabupaten Banyuwangi Raya"))
+    draft = nominations.create(svc, who["sub-id"], complete_draft("Banyuwangi (placeholder: a long city name)"))
     with svc.engine.begin() as c:  # one more active nomination than the default limit
         c.execute(sa.update(t.cycles).values(requires_action_plan=False))  # no PDFs to upload here
         c.execute(sa.insert(t.limit_overrides).values(cycle_code="ASCN-2026", member_state="ID", limit=10,
                                                       reason="screens: every state at once", set_by="root",
                                                       set_at=svc.clock()))
     made = []
-    for city in ("Makassar", "Surabaya", "Bandung"):
+    for city in ("Makassar", "DKI Jakarta", "Sumedang"):
         n = nominations.create(svc, who["sub-id"], complete_draft(city, focus_areas=["civic_social"], projects=[
             {"title": "Village e-services", "focus_area": "civic_social", "description": "", "priority": True}]))
         made.append(nominations.fire(svc, who["sub-id"], n.id, "submit", n.version))

@@ -114,10 +114,10 @@ def test_the_dossier_speaks_the_lead_agencys_language(sqlite_url, clock, tmp_pat
     svc = make_services(sqlite_url, clock, tmp_path)
     try:
         w = build_world(svc)
-        n, _ = accepted(svc, w, "Kota Bandung")
+        n, _ = accepted(svc, w, "DKI Jakarta")
         english, indonesian = (pdf_text(dossier.build(svc, n.id, language)) for language in ("en", "id"))
         assert "June 1, 2026" in english and "1 Juni 2026" in indonesian  # the date of acceptance
-        assert "Kota Bandung" in indonesian and "4 / 5" in indonesian
+        assert "DKI Jakarta" in indonesian and "4 / 5" in indonesian
     finally:
         svc.engine.dispose()
 

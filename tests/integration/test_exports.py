@@ -54,9 +54,9 @@ def lists(api):  # noqa: F811 - the fixture of tests/api_support.py
     CSCO's details that would be a formula too, and a non-ASCII region."""
     api.walk("drafted", FORMULA, **PERSONAL, region="Kepulauan Riau · Tanjungpinang")
     api.walk("submitted", "Makassar")
-    api.walk("reviewed", "Surabaya")
+    api.walk("reviewed", "DKI Jakarta")
     api.walk("accepted", "Banyuwangi", **PERSONAL)
-    api.walk("withdrawn", "Bogor")
+    api.walk("withdrawn", "Sumedang")
     api.walk("drafted", "Phuket", username="sub-th")
     api.walk("submitted", "Chiang Mai", username="sub-th")
     api.walk("accepted", "Bangkok", username="sub-th")
@@ -147,8 +147,8 @@ def test_the_review_desk_exports_its_filters(lists):
     desk = sign_in(lists.app, "rev-sg")
     both = read_csv(desk.get("/review.csv"))
     assert references(both) == in_database(lists.svc, n.state.in_(("submitted", "reviewed")))
-    assert {row["City"] for row in both} == {"Makassar", "Surabaya", "Chiang Mai"}
-    assert [row["City"] for row in read_csv(desk.get("/review.csv?state=reviewed"))] == ["Surabaya"]
+    assert {row["City"] for row in both} == {"Makassar", "DKI Jakarta", "Chiang Mai"}
+    assert [row["City"] for row in read_csv(desk.get("/review.csv?state=reviewed"))] == ["DKI Jakarta"]
     assert [row["City"] for row in read_csv(desk.get("/review.csv?state=submitted&member_state=TH"))] == [
         "Chiang Mai"]
     assert sign_in(lists.app, "sub-id").get("/review.csv").status_code == 403

@@ -758,9 +758,9 @@ def test_the_nomination_page_says_why_an_expected_action_is_not_offered(site):
     assert "Not available to you now" in own
     assert ("A reviewer of member state Indonesia may not review, accept or reject a nomination of their own member "
             "state.") in own or "Indonesia" in own.split('id="unavailable-h"')[1].split("</ul>")[0]
-    for city in ("Bandung", "Surabaya"):
+    for city in ("DKI Jakarta", "Makassar"):
         site.submitted(city)
-    full = site.draft("Medan")
+    full = site.draft("Sumedang")
     page = text(site.visitor("sub-id").get(f"/nominations/{full.id}"))
     assert "Submit" not in buttons_of(page)
     assert "already has 3 active" in page.split('id="unavailable-h"')[1].split("</ul>")[0]
@@ -786,9 +786,9 @@ def test_refusals_of_submit_are_shown_in_words(site):
             f'<a href="{edit}#projects">Projects</a>.'] == [m for m in flashes(refused) if "missing" in m]
     assert 'role="alert">Required fields are missing' in text(refused)
 
-    for city in ("Bandung", "Surabaya", "Jakarta"):
+    for city in ("Banyuwangi", "DKI Jakarta", "Sumedang"):
         site.submitted(city)
-    full = site.draft("Medan")
+    full = site.draft("Makassar")  # again, complete this time: the reference names four cities of Indonesia
     over = sub.post(f"/nominations/{full.id}/fire", {"trigger": "submit", "version": str(full.version)},
                     follow_redirects=True)
     assert "Member state Indonesia already has 3 active nomination(s) in cycle ASCN-2026, its limit is 3." in flashes(over)
@@ -952,8 +952,8 @@ def test_the_review_desk_lists_submitted_nominations_whose_checks_finished(site)
     site.svc.clock.advance(days=2)
     thai = site.submitted("Phuket", w.submitter_th)
     site.svc.clock.advance(days=1)
-    reviewed = site.reviewed("Surabaya")
-    site.draft("Medan")
+    reviewed = site.reviewed("DKI Jakarta")
+    site.draft("Sumedang")
     site.svc.clock.advance(days=1)
 
     desk = site.visitor("rev-ph").get("/review")
@@ -963,7 +963,7 @@ def test_the_review_desk_lists_submitted_nominations_whose_checks_finished(site)
     assert "Ready for review (2)" in page
     assert "Reviewed: awaiting accept or reject (four eyes) (1)" in page
     assert oldest.reference in page and thai.reference in page and reviewed.reference in page
-    assert pending.reference not in page and "Medan" not in page
+    assert pending.reference not in page and "Sumedang" not in page
     ready = page.split("Ready for review (2)")[1].split("Reviewed: awaiting")[0]
     assert ready.index("Banyuwangi") < ready.index("Phuket")  # waiting longest first
     assert "7 days" in ready and "24 hours" in page  # durations in words, in the unit a person counts in
@@ -976,7 +976,7 @@ def test_the_review_desk_lists_submitted_nominations_whose_checks_finished(site)
     assert 'value="TH" selected' in only_th
     other_cycle = text(site.visitor("rev-ph").get("/review?cycle=ASCN-2018"))
     assert "Ready for review (0)" in other_cycle and "Nothing here." in other_cycle
-    assert text(site.visitor("rev-ph").get("/review?state=reviewed")).count("Surabaya") == 1
+    assert text(site.visitor("rev-ph").get("/review?state=reviewed")).count("DKI Jakarta") == 1
     # an unknown state or order in the address is ignored: both lists, waiting longest first
     ignored = site.visitor("rev-ph").get("/review?state=<b>&sort=sideways")
     assert ignored.status_code == 200
@@ -1063,7 +1063,7 @@ def test_review_refusals_are_shown_in_words_with_the_input_kept(site):
     assert field_value(stale, "summary") == "Kept." and f'name="version" value="{n.version}"' in text(stale)
     assert site.get(n.id).state == "submitted"
 
-    blocked = site.submitted("Bandung", w.submitter_id, focus_areas=["civic_social", "health_wellbeing"])
+    blocked = site.submitted("DKI Jakarta", w.submitter_id, focus_areas=["civic_social", "health_wellbeing"])
     blocked_form = {"version": str(blocked.version), "score-civic_social": "4", "score-health_wellbeing": "4",
                     "recommendation": "reject", "summary": "x"}
     failed = site.visitor("rev-sg").post(f"/nominations/{blocked.id}/review", blocked_form)
@@ -1119,7 +1119,7 @@ def test_accept_reject_and_return_obey_four_eyes_and_need_words(site):
                           follow_redirects=True)
     assert state_of(rejected) == "rejected" and "Not ready this cycle." in text(rejected)
 
-    third = site.reviewed("Bandung")
+    third = site.reviewed("DKI Jakarta")
     returned = same.post(f"/nominations/{third.id}/fire", {"trigger": "return_for_revision",
                                                            "version": str(third.version),
                                                            "comment": "Add the budget."}, follow_redirects=True)

@@ -369,12 +369,12 @@ def test_a_city_name_with_a_line_break_still_gets_its_handover_mail_with_a_one_l
     server, sink = loopback.server, loopback.sink
     nomination_id, reference = None, None
     submitter = api(server, "submitter-id")
-    created = submitter.post(server.url + "/api/v1/nominations", json=complete_draft("Pekalongan"), timeout=TIMEOUT)
+    created = submitter.post(server.url + "/api/v1/nominations", json=complete_draft("Makassar"), timeout=TIMEOUT)
     assert created.status_code == 201, created.text[:300]
     nomination_id, reference = created.json()["id"], created.json()["reference"]
     with database(server) as c:  # stored data from before input refused line breaks
         c.execute(sa.update(t.nominations).where(t.nominations.c.id == nomination_id).values(
-            city_name="Pekalongan\r\nBcc: mallory@evil.example"))
+            city_name="Makassar\r\nBcc: mallory@evil.example"))
     nomination = submitter.get(f"{server.url}/api/v1/nominations/{nomination_id}", timeout=TIMEOUT).json()
     fire(server, submitter, nomination, "submit")
     reviewer = api(server, "reviewer-sg")
@@ -393,10 +393,10 @@ def test_a_city_name_with_a_line_break_still_gets_its_handover_mail_with_a_one_l
     about_it = [m for m in received if reference in m["Subject"]]
     package = [m for m in about_it if "Handover package" in m["Subject"]]
     assert len(package) == 1
-    assert package[0]["Subject"] == f"[{reference}] Handover package: Pekalongan Bcc: mallory@evil.example"
+    assert package[0]["Subject"] == f"[{reference}] Handover package: Makassar Bcc: mallory@evil.example"
     assert package[0]["To"] == "lead-agency@id.example"
     assert len(about_it) > 1  # the submitters' mails of the same nomination went out too
-    assert all("Pekalongan Bcc: mallory@evil.example" in m["Subject"] and m["Bcc"] is None for m in about_it)
+    assert all("Makassar Bcc: mallory@evil.example" in m["Subject"] and m["Bcc"] is None for m in about_it)
 
 
 def test_a_lead_agency_with_a_webhook_and_no_name_gets_nothing_and_the_failure_is_recorded(loopback):

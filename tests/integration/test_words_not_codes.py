@@ -62,7 +62,7 @@ def demo(tmp_path_factory):
     services = app.extensions["scn"]
     seed.seed(services)
     submitter = Actor("submitter-id", Role.SUBMITTER, "ID")
-    draft = nominations.create(services, submitter, {"city_name": "Surabaya"})  # incomplete: refused in words
+    draft = nominations.create(services, submitter, {"city_name": "Makassar"})  # incomplete: refused in words
     yield app, draft
     services.engine.dispose()
 
