@@ -1270,13 +1270,13 @@ def test_admin_sets_lead_agencies(site):
                                               "lead_agency_webhook_url": "ftp://x", "lead_agency_webhook_secret": "short"})
     assert bad.status_code == 422
     assert {"lead_agency_email", "lead_agency_webhook_url", "lead_agency_webhook_secret"} <= set(errors_on(bad))
-    saved = admin.post("/admin/member-states", {"code": "TH", "lead_agency_name": "Digital Economy Promotion Agency",
-                                                "lead_agency_email": "lead@th.example", "lead_agency_webhook_url": "",
-                                                "lead_agency_webhook_secret": ""}, follow_redirects=True)
+    saved = admin.post("/admin/member-states", {
+        "code": "TH", "lead_agency_name": "Lead agency of Thailand (placeholder)", "lead_agency_email": "lead@th.example",
+        "lead_agency_webhook_url": "", "lead_agency_webhook_secret": ""}, follow_redirects=True)
     assert "Lead agency of Thailand saved." in flashes(saved)
     with site.svc.engine.connect() as c:
         row = c.execute(sa.select(t.member_states).where(t.member_states.c.code == "TH")).one()
-    assert (row.lead_agency_name, row.lead_agency_email) == ("Digital Economy Promotion Agency", "lead@th.example")
+    assert (row.lead_agency_name, row.lead_agency_email) == ("Lead agency of Thailand (placeholder)", "lead@th.example")
     unknown = admin.post("/admin/member-states", {"code": "XX", "lead_agency_name": "Nobody"})
     assert unknown.status_code == 404 and "No member state &#39;XX&#39;." in flashes(unknown)
 
