@@ -6,10 +6,10 @@ No table holds the waiting mails: the digest of a day reads the events of that d
 been mailed about (notifications.choose_recipients) and not already mailed (a person who switched to the
 digest during the day). The notification reaction records each event it held back for a person
 (`digest:<address>` in the idempotency record), so a person who switches back to a mail per event before
-the digest goes out still gets the events held for them that day. Each digest is an effect keyed by (day, person) in the idempotency record
-(services/effects.py): claimed, sent with no transaction held, then recorded, so beat running twice or a
-worker dying sends it once, and a repeat after a crash is the same message (its Message-ID follows from
-the day and the person).
+the digest goes out still gets the events held for them that day. Each digest is an effect keyed by
+(day, person) in the idempotency record (services/effects.py): claimed, sent with no transaction held,
+then recorded, so beat running twice or a worker dying sends it once, and a repeat after a crash is the
+same message (its Message-ID follows from the day and the person).
 """
 
 from __future__ import annotations
