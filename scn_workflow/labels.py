@@ -205,7 +205,7 @@ def _word(table: dict, code, translations=None) -> str:
     return _gettext(word, translations)
 
 
-def _gettext(message: str, translations=None) -> str:
+def _gettext(message: str, translations) -> str:
     return translations.gettext(message) if translations is not None else gettext(message)
 
 
@@ -323,12 +323,13 @@ def _value(name: str, value, link, translations):
         return ", ".join(words)
     if name in _WORDS:
         return _WORDS[name](value, translations)
-    if isinstance(value, (datetime, date)):  # outside a request there is no reader's locale: ISO 8601
+    # Outside a request (`translations` given) there is no reader's locale: ISO 8601 dates, plain digits.
+    if isinstance(value, (datetime, date)):
         return when(value, time=False) if translations is None else value.strftime("%Y-%m-%d")
-    if isinstance(value, bool) or translations is not None:
+    if isinstance(value, bool):
         return str(value)
     if isinstance(value, (int, float)):
-        return number(value)
+        return number(value) if translations is None else str(value)
     if isinstance(value, (list, tuple)):
         return ", ".join(map(str, value))
     return value

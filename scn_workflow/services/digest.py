@@ -49,8 +49,7 @@ def send_digests(svc: Services, day: date | None = None) -> int:
     now = svc.clock()
     day = day or (now - timedelta(days=1)).date()
     start = datetime.combine(day, time.min, tzinfo=timezone.utc)
-    e, n, u = t.events.c, t.nominations.c, t.users.c
-    f = t.effects.c
+    e, n, u, f = t.events.c, t.nominations.c, t.users.c, t.effects.c
     with svc.uow(read_only=True) as uow:
         window = sa.and_(e.occurred_at >= start, e.occurred_at < start + timedelta(days=1), e.name.in_(NOTIFIED))
         # (event id, "mail:<address>" or "digest:<address>"): mailed already, or held for the digest

@@ -211,8 +211,8 @@ def notify(svc: Services, event_id: str) -> Outcome:
     to_send = [to for to in recipients if not to.digest and f"mail:{to.address.lower()}" not in done]
     # Held for the digest, by address: the digest of the day tells them even if they switch back to a
     # mail per event before it is sent.
-    sent = [(event_id, f"digest:{to.address.lower()}", None) for to in recipients if to.digest]
-    held = len(sent)
+    held = [(event_id, f"digest:{to.address.lower()}", None) for to in recipients if to.digest]
+    sent = []
     try:
         for to in to_send:
             where = mailer.send(svc.settings, compose(svc.settings, event, nomination, to, actor))
@@ -220,10 +220,10 @@ def notify(svc: Services, event_id: str) -> Outcome:
     finally:
         with svc.uow() as uow:
             now = svc.clock()
-            if len(sent) == held + len(to_send):
-                mark_done(uow, event_id, "notifications", now, sent)
+            if len(sent) == len(to_send):
+                mark_done(uow, event_id, "notifications", now, held + sent)
             else:  # a mail failed: the retry sends the others
-                record_effects(uow, sent, now)
+                record_effects(uow, held + sent, now)
                 release(uow, event_id, "notifications")
             uow.commit()
     return Outcome.DONE
