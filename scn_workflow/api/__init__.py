@@ -34,15 +34,27 @@ class ProblemApi(Api):
         return from_http(error)
 
 
+# The one answer the service cannot shape: a request line (method, path and query string) longer than the
+# HTTP server accepts (gunicorn's limit_request_line, 4,094 bytes by default) is refused by the server,
+# with its own page, before the service sees the request.
+URI_TOO_LONG = {"description": "The URL is longer than the HTTP server accepts (answered by the server)",
+                "content": {"text/html": {"schema": {"type": "string"}}}}
+
+
 class ProblemResponses(BasePlugin):
     """The error responses flask-smorest describes for every status code (the spec's response
-    components) are documented as application/problem+json, as they are answered."""
+    components) are documented as application/problem+json, as they are answered; every operation
+    also documents the HTTP server's 414."""
 
     def response_helper(self, response, **kwargs):
         content = response.get("content", {})
         if "application/json" in content:
             response["content"] = {"application/problem+json": content["application/json"]}
         return response
+
+    def operation_helper(self, path=None, operations=None, **kwargs):
+        for operation in (operations or {}).values():
+            operation.setdefault("responses", {}).setdefault("414", URI_TOO_LONG)
 
 
 def _is_api() -> bool:

@@ -547,13 +547,16 @@ def test_the_openapi_document(sqlite_api):
         assert path in paths, path
     transitions = paths["/api/v1/nominations/{nomination_id}/transitions"]["post"]["responses"]
     assert {"200", "403", "409", "412", "422", "428"} <= set(transitions)
-    # every documented error is problem+json, the default one included
+    # every documented error is problem+json, the default one included; but the 414 of a URL too long for
+    # the HTTP server, which answers it before the service (test_schemathesis.py sends one)
     for operations in paths.values():
         for operation in operations.values():
             for status, answer in (operation.get("responses", {}) if isinstance(operation, dict) else {}).items():
                 if "$ref" in answer:
                     answer = spec["components"]["responses"][answer["$ref"].rsplit("/", 1)[-1]]
-                if status.startswith(("4", "5")) or status == "default":
+                if status == "414":
+                    assert set(answer["content"]) == {"text/html"}, answer
+                elif status.startswith(("4", "5")) or status == "default":
                     assert set(answer.get("content", {})) == {PROBLEM}, (status, answer)
 
 
